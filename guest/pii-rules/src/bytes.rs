@@ -1,0 +1,325 @@
+//! Byte-level helpers shared by every rule: character classes, the one-pass
+//! [`Summary`] prefilter, case-insensitive comparisons and keyword windows.
+//!
+//! All scanners work on bytes. Bytes `>= 0x80` are never word characters
+//! here, so every span a scanner produces starts and ends next to ASCII bytes
+//! (or at the ends of the text) and therefore on UTF-8 char boundaries.
+
+/// The text contains '@'.
+pub(crate) const F_AT: u32 = 1;
+/// ':'
+pub(crate) const F_COLON: u32 = 1 << 1;
+/// '='
+pub(crate) const F_EQ: u32 = 1 << 2;
+/// '%'
+pub(crate) const F_PCT: u32 = 1 << 3;
+/// '+'
+pub(crate) const F_PLUS: u32 = 1 << 4;
+/// A byte >= 0x80.
+pub(crate) const F_NONASCII: u32 = 1 << 5;
+/// '.'
+pub(crate) const F_DOT: u32 = 1 << 6;
+/// '-'
+pub(crate) const F_DASH: u32 = 1 << 7;
+/// ' ' (or tab)
+pub(crate) const F_SPACE: u32 = 1 << 8;
+/// An ASCII uppercase letter.
+pub(crate) const F_UPPER: u32 = 1 << 9;
+/// An ASCII lowercase letter.
+pub(crate) const F_LOWER: u32 = 1 << 10;
+/// '/'
+pub(crate) const F_SLASH: u32 = 1 << 11;
+/// '[', '(', '{' or '<' (bracketed obfuscations).
+pub(crate) const F_OPEN: u32 = 1 << 12;
+/// '_'
+pub(crate) const F_UNDERSCORE: u32 = 1 << 13;
+
+const fn build_table() -> [u16; 256] {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let f: u32 = match b {
+            b'@' => F_AT,
+            b':' => F_COLON,
+            b'=' => F_EQ,
+            b'%' => F_PCT,
+            b'+' => F_PLUS,
+            b'.' => F_DOT,
+            b'-' => F_DASH,
+            b' ' | b'\t' => F_SPACE,
+            b'/' => F_SLASH,
+            b'_' => F_UNDERSCORE,
+            b'[' | b'(' | b'{' | b'<' => F_OPEN,
+            b'A'..=b'Z' => F_UPPER,
+            b'a'..=b'z' => F_LOWER,
+            0x80..=0xff => F_NONASCII,
+            _ => 0,
+        };
+        t[i] = f as u16;
+        i += 1;
+    }
+    t
+}
+
+static TABLE: [u16; 256] = build_table();
+
+/// What a text contains, computed in one pass so each rule can skip texts
+/// that cannot possibly match.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Summary {
+    /// Union of the `F_*` flags.
+    pub flags: u32,
+    /// Number of ASCII digits.
+    pub digits: u32,
+}
+
+impl Summary {
+    /// Summarise `b`.
+    #[inline]
+    pub fn of(b: &[u8]) -> Summary {
+        let mut flags = 0u16;
+        let mut digits = 0u32;
+        for &c in b {
+            flags |= TABLE[c as usize];
+            digits += c.wrapping_sub(b'0').lt(&10) as u32;
+        }
+        Summary {
+            flags: flags as u32,
+            digits,
+        }
+    }
+
+    /// Whether every flag in `f` is present.
+    #[inline]
+    pub fn has(&self, f: u32) -> bool {
+        self.flags & f == f
+    }
+
+    /// Whether any flag in `f` is present.
+    #[inline]
+    pub fn any(&self, f: u32) -> bool {
+        self.flags & f != 0
+    }
+}
+
+/// ASCII letter or digit.
+#[inline]
+pub(crate) fn is_alnum(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+/// base64url alphabet (letters, digits, '-', '_').
+#[inline]
+pub(crate) fn is_b64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// Byte at `i`, or 0 when out of range.
+#[inline]
+pub(crate) fn at(b: &[u8], i: usize) -> u8 {
+    if i < b.len() { b[i] } else { 0 }
+}
+
+/// Byte before `i`, or 0 at the start.
+#[inline]
+pub(crate) fn before(b: &[u8], i: usize) -> u8 {
+    if i > 0 && i <= b.len() { b[i - 1] } else { 0 }
+}
+
+/// Whether `b[i..]` starts with `needle` ignoring ASCII case (`needle` lowercase).
+#[inline]
+pub(crate) fn starts_ic(b: &[u8], i: usize, needle: &[u8]) -> bool {
+    i <= b.len()
+        && b.len() - i >= needle.len()
+        && b[i..i + needle.len()]
+            .iter()
+            .zip(needle)
+            .all(|(x, y)| x.to_ascii_lowercase() == *y)
+}
+
+/// Whether `b[..end]` ends with `needle` ignoring ASCII case (`needle` lowercase).
+#[inline]
+pub(crate) fn ends_ic(b: &[u8], end: usize, needle: &[u8]) -> bool {
+    end >= needle.len() && starts_ic(b, end - needle.len(), needle)
+}
+
+/// Length of the run starting at `i` whose bytes satisfy `f` (at most `max`).
+#[inline]
+pub(crate) fn run_len(b: &[u8], i: usize, max: usize, f: impl Fn(u8) -> bool) -> usize {
+    let mut j = i;
+    while j < b.len() && j - i < max && f(b[j]) {
+        j += 1;
+    }
+    j - i
+}
+
+/// Position of the first occurrence of `needle` in `b[from..]`.
+#[inline]
+pub(crate) fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || from >= b.len() || b.len() - from < needle.len() {
+        return None;
+    }
+    let first = needle[0];
+    let last = b.len() - needle.len();
+    let mut i = from;
+    while i <= last {
+        match b[i..=last].iter().position(|&c| c == first) {
+            None => return None,
+            Some(p) => i += p,
+        }
+        if &b[i..i + needle.len()] == needle {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Whether any ASCII-alphabetic word in `b[lo..hi]` (lowercased, at most 24
+/// bytes) satisfies `pred`. Words are maximal runs of ASCII letters; the
+/// window edges are widened so that words cut by them are seen whole.
+pub(crate) fn any_word_in(b: &[u8], lo: usize, hi: usize, pred: impl Fn(&[u8]) -> bool) -> bool {
+    let mut lo = lo.min(b.len());
+    let hi = hi.min(b.len());
+    while lo > 0 && b[lo - 1].is_ascii_alphabetic() {
+        lo -= 1;
+    }
+    let mut i = lo;
+    let mut buf = [0u8; 24];
+    while i < hi {
+        if !b[i].is_ascii_alphabetic() {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        while i < b.len() && b[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let n = i - s;
+        if n <= buf.len() {
+            for (d, c) in buf.iter_mut().zip(&b[s..i]) {
+                *d = c.to_ascii_lowercase();
+            }
+            if pred(&buf[..n]) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Whether `s` is a common top-level domain (lowercase ASCII). Used where a
+/// plain-word obfuscation needs stronger evidence than "any letters".
+pub(crate) fn is_known_tld(s: &[u8]) -> bool {
+    const TLDS: &[&[u8]] = &[
+        b"com",
+        b"org",
+        b"net",
+        b"edu",
+        b"gov",
+        b"mil",
+        b"int",
+        b"io",
+        b"co",
+        b"ai",
+        b"app",
+        b"dev",
+        b"info",
+        b"biz",
+        b"me",
+        b"us",
+        b"uk",
+        b"de",
+        b"fr",
+        b"es",
+        b"it",
+        b"nl",
+        b"be",
+        b"ch",
+        b"at",
+        b"se",
+        b"no",
+        b"dk",
+        b"fi",
+        b"pl",
+        b"pt",
+        b"ie",
+        b"cz",
+        b"gr",
+        b"hu",
+        b"ro",
+        b"ru",
+        b"ua",
+        b"tr",
+        b"jp",
+        b"cn",
+        b"kr",
+        b"in",
+        b"br",
+        b"mx",
+        b"ar",
+        b"cl",
+        b"au",
+        b"nz",
+        b"ca",
+        b"za",
+        b"eu",
+        b"tv",
+        b"xyz",
+        b"online",
+        b"tech",
+        b"cloud",
+        b"email",
+        b"mail",
+        b"name",
+        b"pro",
+        b"sg",
+        b"hk",
+        b"tw",
+        b"il",
+        b"ae",
+        b"sa",
+        b"id",
+        b"my",
+        b"ph",
+        b"vn",
+        b"th",
+        b"example",
+        b"test",
+        b"invalid",
+        b"local",
+        b"localhost",
+    ];
+    TLDS.contains(&s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_flags() {
+        let s = Summary::of(b"a@b.c 12=x");
+        assert!(s.has(F_AT | F_DOT | F_EQ | F_SPACE | F_LOWER));
+        assert!(!s.any(F_PCT | F_NONASCII | F_UPPER));
+        assert_eq!(s.digits, 2);
+    }
+
+    #[test]
+    fn find_and_case() {
+        assert_eq!(find(b"hello world", 0, b"wor"), Some(6));
+        assert_eq!(find(b"hello world", 7, b"wor"), None);
+        assert_eq!(find(b"aaab", 0, b"ab"), Some(2));
+        assert!(starts_ic(b"xBeArEr y", 1, b"bearer"));
+        assert!(ends_ic(b"the Phone", 9, b"phone"));
+        assert!(!starts_ic(b"be", 0, b"bearer"));
+    }
+
+    #[test]
+    fn words_in_window() {
+        let t = b"call me: 123";
+        assert!(any_word_in(t, 2, 8, |w| w == b"call"));
+        assert!(!any_word_in(t, 5, 8, |w| w == b"cal"));
+    }
+}

@@ -1,0 +1,274 @@
+//! The normalised view: undoes obfuscations (percent-encoding, `+` for space
+//! in form data, look-alike Unicode digits, fullwidth ASCII, small/fullwidth
+//! `@` and `.`, exotic spaces and dashes, zero-width characters) into an ASCII
+//! buffer plus an offset map back to the original bytes.
+//!
+//! It is only built when [`needed`] finds a trigger, so plain ASCII texts
+//! never pay for it. Spans found in the view are mapped back with
+//! [`Normalized::map_back`] so that they cover the *original* obfuscated
+//! substring (including zero-width characters inside it).
+
+use crate::Match;
+use crate::bytes::{F_EQ, F_NONASCII, F_PCT, F_PLUS, Summary, at, before, is_alnum};
+
+/// A normalised copy of a text with, for every output byte, the original
+/// byte range it came from.
+pub(crate) struct Normalized {
+    /// The normalised bytes (mostly ASCII; unmapped non-ASCII kept as-is).
+    pub bytes: Vec<u8>,
+    starts: Vec<u32>,
+    ends: Vec<u32>,
+}
+
+/// What to do with one non-ASCII char.
+enum Map {
+    /// Leave it (copy its bytes).
+    Keep,
+    /// Remove it (zero-width).
+    Drop,
+    /// Replace it by one ASCII byte.
+    Ascii(u8),
+}
+
+fn map_char(c: u32) -> Map {
+    match c {
+        0x200B..=0x200D | 0x2060..=0x2064 | 0xFEFF | 0x00AD | 0x180E | 0x034F => Map::Drop,
+        0x0660..=0x0669 => Map::Ascii(b'0' + (c - 0x0660) as u8),
+        0x06F0..=0x06F9 => Map::Ascii(b'0' + (c - 0x06F0) as u8),
+        0x0966..=0x096F => Map::Ascii(b'0' + (c - 0x0966) as u8),
+        0x09E6..=0x09EF => Map::Ascii(b'0' + (c - 0x09E6) as u8),
+        0x1D7CE..=0x1D7FF => Map::Ascii(b'0' + ((c - 0x1D7CE) % 10) as u8),
+        0xFF01..=0xFF5E => Map::Ascii((c - 0xFEE0) as u8),
+        0xFE6B => Map::Ascii(b'@'),
+        0xFE52 | 0x3002 | 0xFF61 | 0x2024 => Map::Ascii(b'.'),
+        0xFE63 | 0x2010..=0x2015 | 0x2212 => Map::Ascii(b'-'),
+        0xFE62 => Map::Ascii(b'+'),
+        0x00A0 | 0x2000..=0x200A | 0x202F | 0x205F | 0x3000 => Map::Ascii(b' '),
+        _ => Map::Keep,
+    }
+}
+
+/// Decode the UTF-8 char starting at `b[i]` (valid UTF-8 assumed); returns
+/// the code point and its length.
+#[inline]
+fn decode(b: &[u8], i: usize) -> (u32, usize) {
+    let c0 = b[i] as u32;
+    let cont = |k: usize| (at(b, i + k) & 0x3f) as u32;
+    if c0 < 0x80 {
+        (c0, 1)
+    } else if c0 < 0xE0 {
+        (((c0 & 0x1f) << 6) | cont(1), 2)
+    } else if c0 < 0xF0 {
+        (((c0 & 0x0f) << 12) | (cont(1) << 6) | cont(2), 3)
+    } else {
+        (
+            ((c0 & 0x07) << 18) | (cont(1) << 12) | (cont(2) << 6) | cont(3),
+            4,
+        )
+    }
+}
+
+#[inline]
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `%XX` at `i` → the byte value.
+#[inline]
+fn pct_at(b: &[u8], i: usize) -> Option<u8> {
+    if at(b, i) != b'%' {
+        return None;
+    }
+    Some(hex_val(at(b, i + 1))? << 4 | hex_val(at(b, i + 2))?)
+}
+
+/// Decode a percent-encoded UTF-8 sequence starting at `i` (lead byte `v`);
+/// returns the code point and the number of source bytes.
+fn pct_utf8(b: &[u8], i: usize, v: u8) -> Option<(u32, usize)> {
+    let n = match v {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => return None,
+    };
+    let mut c = (v as u32) & (0x7f >> n);
+    for k in 1..n {
+        let x = pct_at(b, i + 3 * k)?;
+        if x & 0xC0 != 0x80 {
+            return None;
+        }
+        c = (c << 6) | (x & 0x3f) as u32;
+    }
+    Some((c, 3 * n))
+}
+
+/// Whether a `+` at `i` stands for a space (form encoding).
+#[inline]
+fn plus_is_space(b: &[u8], i: usize) -> bool {
+    let p = before(b, i);
+    let n = at(b, i + 1);
+    is_alnum(p) && (is_alnum(n) || n == b'%')
+}
+
+/// Whether `b` contains anything the normalised view would change.
+pub(crate) fn needed(b: &[u8], sum: &Summary) -> bool {
+    if sum.any(F_PCT) {
+        let mut i = 0;
+        while let Some(p) = b[i..].iter().position(|&c| c == b'%') {
+            if pct_at(b, i + p).is_some() {
+                return true;
+            }
+            i += p + 1;
+        }
+    }
+    if sum.has(F_PLUS | F_EQ) && (0..b.len()).any(|i| b[i] == b'+' && plus_is_space(b, i)) {
+        return true;
+    }
+    if sum.any(F_NONASCII) {
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] < 0x80 {
+                i += 1;
+                continue;
+            }
+            let (c, n) = decode(b, i);
+            if !matches!(map_char(c), Map::Keep) {
+                return true;
+            }
+            i += n;
+        }
+    }
+    false
+}
+
+impl Normalized {
+    /// Build the normalised view of `b`.
+    pub fn build(b: &[u8], sum: &Summary) -> Normalized {
+        let form = sum.has(F_PLUS | F_EQ);
+        let mut v = Normalized {
+            bytes: Vec::with_capacity(b.len()),
+            starts: Vec::with_capacity(b.len()),
+            ends: Vec::with_capacity(b.len()),
+        };
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if c == b'%' {
+                if let Some(x) = pct_at(b, i) {
+                    if (0x20..0x7f).contains(&x) {
+                        v.push(x, i, i + 3);
+                        i += 3;
+                        continue;
+                    }
+                    if let Some((cp, n)) = pct_utf8(b, i, x) {
+                        match map_char(cp) {
+                            Map::Drop => {}
+                            Map::Ascii(a) => v.push(a, i, i + n),
+                            Map::Keep => {
+                                for k in i..i + n {
+                                    v.push(b[k], k, k + 1);
+                                }
+                            }
+                        }
+                        i += n;
+                        continue;
+                    }
+                }
+                v.push(c, i, i + 1);
+                i += 1;
+            } else if c == b'+' && form && plus_is_space(b, i) {
+                v.push(b' ', i, i + 1);
+                i += 1;
+            } else if c < 0x80 {
+                v.push(c, i, i + 1);
+                i += 1;
+            } else {
+                let (cp, n) = decode(b, i);
+                match map_char(cp) {
+                    Map::Drop => {}
+                    Map::Ascii(a) => v.push(a, i, i + n),
+                    Map::Keep => {
+                        for k in i..i + n {
+                            v.push(b[k], i, i + n);
+                        }
+                    }
+                }
+                i += n;
+            }
+        }
+        v
+    }
+
+    #[inline]
+    fn push(&mut self, c: u8, s: usize, e: usize) {
+        self.bytes.push(c);
+        self.starts.push(s as u32);
+        self.ends.push(e as u32);
+    }
+
+    /// Rewrite spans found in the view into spans of the original text.
+    pub fn map_back(&self, ms: &mut [Match]) {
+        for m in ms {
+            if m.start >= m.end || m.end > self.bytes.len() {
+                m.end = m.start;
+                continue;
+            }
+            m.start = self.starts[m.start] as usize;
+            m.end = self.ends[m.end - 1] as usize;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::Rule;
+
+    fn norm(s: &str) -> String {
+        let b = s.as_bytes();
+        let sum = Summary::of(b);
+        assert!(needed(b, &sum), "{s}");
+        String::from_utf8(Normalized::build(b, &sum).bytes).unwrap()
+    }
+
+    #[test]
+    fn decodes_obfuscations() {
+        assert_eq!(norm("john%40example.com"), "john@example.com");
+        assert_eq!(norm("p=%2B49+151+2345"), "p=+49 151 2345");
+        assert_eq!(norm("jo\u{200B}hn＠example．com"), "john@example.com");
+        assert_eq!(norm("０１٢३"), "0123");
+        assert_eq!(norm("\u{1D7D9}\u{1D7F6}"), "10");
+        assert_eq!(norm("a﹫b"), "a@b");
+        assert_eq!(norm("x%EF%BC%A0y"), "x@y");
+        assert_eq!(norm("café 1\u{00A0}2"), "café 1 2");
+    }
+
+    #[test]
+    fn plain_is_not_needed() {
+        for s in ["hello world", "a+b", "café", "100%", "x=1+"] {
+            let b = s.as_bytes();
+            assert!(!needed(b, &Summary::of(b)), "{s}");
+        }
+    }
+
+    #[test]
+    fn maps_back_spans() {
+        let s = "x jo\u{200B}hn%40ex.com y";
+        let b = s.as_bytes();
+        let v = Normalized::build(b, &Summary::of(b));
+        let t = core::str::from_utf8(&v.bytes).unwrap();
+        let st = t.find("john").unwrap();
+        let mut m = [Match {
+            start: st,
+            end: st + "john@ex.com".len(),
+            rule: Rule::Email,
+        }];
+        v.map_back(&mut m);
+        assert_eq!(&s[m[0].start..m[0].end], "jo\u{200B}hn%40ex.com");
+    }
+}

@@ -1,0 +1,91 @@
+//! Rule scanners and their dispatch. Each submodule owns one family:
+//! - `email` — addresses with a literal `@`; `email_obf` — spelled-out
+//!   `[at]`/`dot` forms.
+//! - `phone` — international and national phone numbers.
+//! - `ip` — IPv4 and IPv6 addresses.
+//! - `card` — payment cards; `iban` — bank accounts; `ssn` — US SSNs.
+//! - `tokens` — JWTs, vendor API token formats and AWS access key ids
+//!   (one word-start dispatch pass).
+//! - `auth` — credentials after `Bearer`/`Basic`/`Token`/`Digest`.
+//! - `kv` — values of secret-ish `key=value` / `key: value` / JSON pairs,
+//!   cookies.
+//! - `url` — userinfo in URLs and DSNs; `pem` — private key blocks.
+//!
+//! Every scanner appends candidate matches (possibly overlapping) to the
+//! output vector; the scanner pipeline merges them.
+
+mod auth;
+mod card;
+mod email;
+mod email_obf;
+mod iban;
+mod ip;
+mod kv;
+mod pem;
+mod phone;
+mod ssn;
+mod tokens;
+mod url;
+
+use crate::Match;
+use crate::bytes::{F_AT, F_COLON, F_DASH, F_DOT, F_EQ, F_LOWER, F_SPACE, F_UPPER};
+use crate::rule::Rule;
+use crate::scanner::Cx;
+
+/// Push a match.
+#[inline]
+pub(crate) fn push(out: &mut Vec<Match>, start: usize, end: usize, rule: Rule) {
+    out.push(Match { start, end, rule });
+}
+
+/// Run every enabled rule whose prefilter passes on `b`.
+pub(crate) fn scan_all(b: &[u8], cx: &Cx, out: &mut Vec<Match>) {
+    let s = &cx.sum;
+    let letters = s.any(F_UPPER | F_LOWER);
+    if s.any(F_AT) {
+        if cx.on(Rule::Email) {
+            email::scan(b, out);
+        }
+        if cx.on(Rule::UrlCredential) {
+            url::scan_dsn_at(b, out);
+        }
+    }
+    if cx.on(Rule::Email) && letters && b.len() >= 10 {
+        email_obf::scan(b, out);
+    }
+    if s.digits >= 7 {
+        if cx.on(Rule::Phone) {
+            phone::scan(b, cx, out);
+        }
+        if s.digits >= 13 && cx.on(Rule::CreditCard) {
+            card::scan(b, out);
+        }
+        if s.digits >= 9 && cx.on(Rule::UsSsn) {
+            ssn::scan(b, cx, out);
+        }
+    }
+    if s.digits >= 4 && s.any(F_DOT) && cx.on(Rule::Ipv4) {
+        ip::scan_v4(b, out);
+    }
+    if s.any(F_COLON) && cx.on(Rule::Ipv6) {
+        ip::scan_v6(b, out);
+    }
+    if s.digits >= 6 && letters && b.len() >= 15 && cx.on(Rule::Iban) {
+        iban::scan(b, out);
+    }
+    if letters && b.len() >= 16 {
+        tokens::scan(b, cx, out);
+    }
+    if letters && s.any(F_SPACE) && b.len() >= 10 && cx.on(Rule::BearerToken) {
+        auth::scan(b, out);
+    }
+    if letters && s.any(F_EQ | F_COLON) {
+        kv::scan(b, cx, out);
+    }
+    if s.any(F_COLON) && cx.on(Rule::UrlCredential) {
+        url::scan(b, out);
+    }
+    if s.has(F_DASH) && b.len() >= 30 && cx.on(Rule::CloudKey) {
+        pem::scan(b, out);
+    }
+}

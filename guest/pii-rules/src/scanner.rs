@@ -1,0 +1,249 @@
+//! The [`Scanner`]: runs the pipeline for one field —
+//! 1. key-aware secrets (the value of a `password`/`token`/... key is one match),
+//! 2. the raw scan (every enabled rule on the original bytes),
+//! 3. the normalised scan (only when the text has an obfuscation trigger),
+//!    mapped back onto the original bytes,
+//! 4. the merge (sort, resolve overlaps by length then rule priority, snap to
+//!    char boundaries).
+
+use crate::bytes::{Summary, starts_ic};
+use crate::keys::{Hints, KeyKind, classify_key, last_segment};
+use crate::normalize::{self, Normalized};
+use crate::rule::{Rule, RuleSet};
+use crate::{FieldContext, Match, rules};
+
+/// Per-scan configuration handed to every rule scanner.
+pub(crate) struct Cx {
+    /// Enabled rules.
+    pub rules: RuleSet,
+    /// Hints from the field path.
+    pub hints: Hints,
+    /// Prefilter summary of the bytes being scanned.
+    pub sum: Summary,
+}
+
+impl Cx {
+    /// Whether `r` is enabled.
+    #[inline]
+    pub fn on(&self, r: Rule) -> bool {
+        self.rules.contains(r)
+    }
+}
+
+/// A configured PII scanner. Cheap to create, immutable, `Send + Sync`.
+#[derive(Clone, Copy, Debug)]
+pub struct Scanner {
+    rules: RuleSet,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Scanner::new(RuleSet::all())
+    }
+}
+
+impl Scanner {
+    /// A scanner running the rules in `rules`.
+    pub fn new(rules: RuleSet) -> Scanner {
+        Scanner { rules }
+    }
+
+    /// The enabled rules.
+    pub fn rules(&self) -> RuleSet {
+        self.rules
+    }
+
+    /// Appends the matches in `text` to `out`: sorted by start, non-overlapping, on char boundaries.
+    /// Existing elements of `out` are left alone; nothing is allocated when
+    /// nothing is found (and `out` has spare capacity for what is found).
+    pub fn scan(&self, ctx: FieldContext<'_>, text: &str, out: &mut Vec<Match>) {
+        let base = out.len();
+        if text.is_empty() || self.rules.is_empty() {
+            return;
+        }
+        if !ctx.is_key && self.rules.contains(Rule::SecretValue) {
+            if let Some(kind) = classify_key(last_segment(ctx.path)) {
+                if let Some(m) = whole_value(kind, text) {
+                    out.push(m);
+                }
+                return;
+            }
+        }
+        let hints = if ctx.is_key {
+            Hints::default()
+        } else {
+            Hints::from_path(ctx.path)
+        };
+        let b = text.as_bytes();
+        let sum = Summary::of(b);
+        let cx = Cx {
+            rules: self.rules,
+            hints,
+            sum,
+        };
+        rules::scan_all(b, &cx, out);
+        if normalize::needed(b, &sum) {
+            let view = Normalized::build(b, &sum);
+            let k = out.len();
+            let vcx = Cx {
+                sum: Summary::of(&view.bytes),
+                ..cx
+            };
+            rules::scan_all(&view.bytes, &vcx, out);
+            view.map_back(&mut out[k..]);
+        }
+        merge(text, out, base);
+    }
+
+    /// Convenience: scan and return the matches in a new vector.
+    pub fn find(&self, ctx: FieldContext<'_>, text: &str) -> Vec<Match> {
+        let mut v = Vec::new();
+        self.scan(ctx, text, &mut v);
+        v
+    }
+}
+
+/// The match for the whole value of a secret-ish key, if any.
+fn whole_value(kind: KeyKind, text: &str) -> Option<Match> {
+    let b = text.as_bytes();
+    let mut start = 0;
+    let mut end = b.len();
+    while start < end && b[start].is_ascii_whitespace() {
+        start += 1;
+    }
+    while end > start && b[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    let v = &b[start..end];
+    const EMPTY: &[&[u8]] = &[b"", b"null", b"true", b"false", b"none", b"undefined"];
+    if EMPTY.iter().any(|e| v.eq_ignore_ascii_case(e)) {
+        return None;
+    }
+    if kind == KeyKind::Authorization {
+        // Keep the scheme word: `Bearer <TOKEN>`.
+        const SCHEMES: &[&[u8]] = &[
+            b"bearer ",
+            b"basic ",
+            b"token ",
+            b"digest ",
+            b"negotiate ",
+            b"ntlm ",
+            b"apikey ",
+            b"aws4-hmac-sha256 ",
+        ];
+        if let Some(s) = SCHEMES.iter().find(|s| starts_ic(b, start, s)) {
+            let mut p = start + s.len();
+            while p < end && b[p] == b' ' {
+                p += 1;
+            }
+            if p < end {
+                start = p;
+            }
+        }
+    }
+    Some(Match {
+        start,
+        end,
+        rule: Rule::SecretValue,
+    })
+}
+
+/// Sort, de-overlap and sanitise `out[base..]` in place.
+pub(crate) fn merge(text: &str, out: &mut Vec<Match>, base: usize) {
+    let len = text.len();
+    // Sanitise: clamp, snap to char boundaries, drop empties.
+    let mut w = base;
+    for r in base..out.len() {
+        let mut m = out[r];
+        m.end = m.end.min(len);
+        if m.start >= m.end {
+            continue;
+        }
+        while !text.is_char_boundary(m.start) {
+            m.start -= 1;
+        }
+        while !text.is_char_boundary(m.end) {
+            m.end += 1;
+        }
+        out[w] = m;
+        w += 1;
+    }
+    out.truncate(w);
+    if out.len() - base <= 1 {
+        return;
+    }
+    out[base..].sort_unstable_by(|a, b| {
+        a.start
+            .cmp(&b.start)
+            .then(b.end.cmp(&a.end))
+            .then(b.rule.priority().cmp(&a.rule.priority()))
+    });
+    let mut w = base + 1;
+    for r in base + 1..out.len() {
+        let m = out[r];
+        let last = out[w - 1];
+        if m.start < last.end {
+            let better = m.len() > last.len()
+                || (m.len() == last.len() && m.rule.priority() > last.rule.priority());
+            if better {
+                out[w - 1] = m;
+            }
+        } else {
+            out[w] = m;
+            w += 1;
+        }
+    }
+    out.truncate(w);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(start: usize, end: usize, rule: Rule) -> Match {
+        Match { start, end, rule }
+    }
+
+    #[test]
+    fn merge_prefers_longer_then_priority() {
+        let text = "0123456789abcdefghij";
+        let mut v = vec![
+            m(0, 1, Rule::Email),
+            m(5, 10, Rule::Phone),
+            m(2, 8, Rule::Ipv4),
+            m(12, 15, Rule::Phone),
+            m(12, 15, Rule::Jwt),
+        ];
+        merge(text, &mut v, 1);
+        assert_eq!(
+            v,
+            vec![
+                m(0, 1, Rule::Email),
+                m(2, 8, Rule::Ipv4),
+                m(12, 15, Rule::Jwt)
+            ]
+        );
+    }
+
+    #[test]
+    fn whole_value_for_secret_keys() {
+        let s = Scanner::default();
+        let v = s.find(FieldContext::value("user.password"), "hunter2");
+        assert_eq!(v, vec![m(0, 7, Rule::SecretValue)]);
+        let v = s.find(
+            FieldContext::value("metadata.headers.authorization"),
+            "Bearer abc.def",
+        );
+        assert_eq!(v, vec![m(7, 14, Rule::SecretValue)]);
+        assert!(
+            s.find(FieldContext::value("a.password_reset_required"), "yes")
+                .is_empty()
+        );
+        assert!(s.find(FieldContext::value("a.password"), "null").is_empty());
+        // Keys only get content rules.
+        assert!(
+            s.find(FieldContext::key("a.password"), "hunter2")
+                .is_empty()
+        );
+    }
+}

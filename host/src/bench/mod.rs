@@ -1,0 +1,5 @@
+//! `wasmtel bench ...`: benchmarks that print figures and a ratio against a
+//! baseline measured in the same run. Timing lives here, never in tests.
+
+pub mod redact;
+pub mod synthetic;

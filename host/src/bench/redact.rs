@@ -1,0 +1,121 @@
+//! `wasmtel bench redact`: the redactor-pii rules through WASM (packed
+//! batches, full host path: pack, call, validate, apply) against the same
+//! rules compiled natively behind the same interface, in the same process on
+//! the same events. Prints events/s, MB/s and the ratio.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Limits;
+use crate::runtime::redactor::RedactorModule;
+use crate::runtime::{ModuleSource, Runtime, RuntimeOptions};
+use crate::transforms::redact::{FindingSource, NativeRedactor, RedactionChain, new_batch};
+
+use super::synthetic;
+
+/// One measured configuration.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// What was measured.
+    pub label: String,
+    /// Events per second.
+    pub events_per_sec: f64,
+    /// Input megabytes (JSON form) per second.
+    pub mb_per_sec: f64,
+    /// Findings produced (to check both sides did the same work).
+    pub findings: u64,
+}
+
+/// Runs the benchmark and prints the figures.
+pub fn run(events: usize, batch_size: usize) -> anyhow::Result<Vec<Figure>> {
+    let input = synthetic::events(events);
+    let bytes: usize = input.iter().map(|e| e.to_json_line().len() + 1).sum();
+    println!(
+        "bench redact: {events} synthetic events, {:.0} bytes/event on average, batches of {batch_size}",
+        bytes as f64 / events as f64
+    );
+
+    let runtime = Runtime::new(RuntimeOptions::default())?;
+    let source = ModuleSource::resolve("redactor-pii", "builtin:redactor-pii", None)?;
+    // Generous limits: the benchmark measures speed, not the sandbox's limits.
+    let limits = Limits {
+        deadline_ms: 10_000,
+        memory_mib: 256,
+    };
+    let wasm: Arc<dyn FindingSource> = Arc::new(RedactorModule::new(
+        runtime,
+        source,
+        limits,
+        Default::default(),
+    )?);
+    let native: Arc<dyn FindingSource> = Arc::new(NativeRedactor::new(pii_rules::RuleSet::all()));
+
+    let mut figures = Vec::new();
+    let mut outputs = Vec::new();
+    for (label, redactor) in [
+        ("native (same rules, no sandbox)", native),
+        ("wasm (redactor-pii component)", wasm),
+    ] {
+        let chain = RedactionChain::new(vec![redactor]);
+        let (elapsed, findings, output) = measure(&chain, &input, batch_size)?;
+        let secs = elapsed.as_secs_f64();
+        let figure = Figure {
+            label: label.to_string(),
+            events_per_sec: events as f64 / secs,
+            mb_per_sec: bytes as f64 / secs / 1e6,
+            findings,
+        };
+        println!(
+            "  {:<34} {:>10.0} events/s  {:>7.1} MB/s  ({findings} findings)",
+            figure.label, figure.events_per_sec, figure.mb_per_sec
+        );
+        figures.push(figure);
+        outputs.push(output);
+    }
+    let ratio = figures[0].events_per_sec / figures[1].events_per_sec;
+    println!(
+        "  ratio: wasm is {ratio:.2}x slower than native ({:.0}% of native throughput)",
+        100.0 / ratio
+    );
+    println!(
+        "  outputs identical: {}",
+        if outputs[0] == outputs[1] {
+            "yes"
+        } else {
+            "NO"
+        }
+    );
+    Ok(figures)
+}
+
+fn measure(
+    chain: &RedactionChain,
+    input: &[crate::event::Event],
+    batch_size: usize,
+) -> anyhow::Result<(Duration, u64, Vec<String>)> {
+    let mut scratch = new_batch();
+    let ids: Vec<String> = (0..batch_size).map(|i| format!("bench:{i}")).collect();
+    // Warm up (instantiation, caches).
+    let warm = input.iter().take(batch_size).cloned().collect::<Vec<_>>();
+    let n = warm.len();
+    let _ = chain.redact(warm, &ids[..n], &mut scratch);
+    let mut findings = 0u64;
+    let mut output = Vec::with_capacity(input.len());
+    let start = Instant::now();
+    for chunk in input.chunks(batch_size) {
+        let passed = chain
+            .redact(chunk.to_vec(), &ids[..chunk.len()], &mut scratch)
+            .map_err(|f| anyhow::anyhow!("redaction failed during the benchmark: {}", f.failure))?;
+        findings += passed.findings_per_rule.values().sum::<u64>();
+        output.extend(passed.events);
+    }
+    let elapsed = start.elapsed();
+    Ok((
+        elapsed,
+        findings,
+        output
+            .into_iter()
+            .map(|e| e.into_event().to_json_line())
+            .collect(),
+    ))
+}

@@ -1,0 +1,389 @@
+//! Configuration types. Field docs here are the reference for every key; the
+//! defaults live next to them as constants.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// Default per-call deadline for a guest, in milliseconds.
+pub const DEFAULT_DEADLINE_MS: u64 = 100;
+/// Default memory cap per guest instance, in MiB.
+pub const DEFAULT_MEMORY_MIB: u64 = 64;
+/// Default number of events handed to a redactor in one call.
+pub const DEFAULT_BATCH_SIZE: usize = 256;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where audit, dead-letter, cache and other state files go.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Sandbox limits applied to every module unless the module overrides them.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Where events are read from (for `run`).
+    #[serde(default)]
+    pub events: Option<EventsSource>,
+    /// Databases modules may query, by name.
+    #[serde(default)]
+    pub data_sources: BTreeMap<String, DataSource>,
+    /// Redactor modules, applied in order to every event.
+    #[serde(default)]
+    pub redactors: Vec<RedactorModule>,
+    /// Collector modules.
+    #[serde(default)]
+    pub collectors: Vec<CollectorModule>,
+    /// Where redacted events and reports go.
+    #[serde(default)]
+    pub sinks: Vec<Sink>,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("state")
+}
+
+/// Sandbox limits.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Per-call deadline in milliseconds (enforced by epoch interruption).
+    #[serde(default = "default_deadline")]
+    pub deadline_ms: u64,
+    /// Memory cap per instance in MiB.
+    #[serde(default = "default_memory")]
+    pub memory_mib: u64,
+}
+
+fn default_deadline() -> u64 {
+    DEFAULT_DEADLINE_MS
+}
+fn default_memory() -> u64 {
+    DEFAULT_MEMORY_MIB
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline_ms: DEFAULT_DEADLINE_MS,
+            memory_mib: DEFAULT_MEMORY_MIB,
+        }
+    }
+}
+
+/// Per-module overrides of [`Limits`].
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// Overrides `limits.deadline_ms`.
+    pub deadline_ms: Option<u64>,
+    /// Overrides `limits.memory_mib`.
+    pub memory_mib: Option<u64>,
+}
+
+impl LimitOverrides {
+    /// The effective limits for a module.
+    pub fn apply(&self, base: Limits) -> Limits {
+        Limits {
+            deadline_ms: self.deadline_ms.unwrap_or(base.deadline_ms),
+            memory_mib: self.memory_mib.unwrap_or(base.memory_mib),
+        }
+    }
+}
+
+/// What to do with top-level fields an input event has but the model lacks.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownFields {
+    /// Keep them under `metadata` (default).
+    #[default]
+    Preserve,
+    /// Reject the event (dead-letter it).
+    Reject,
+}
+
+/// The JSONL event input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSource {
+    /// A JSONL file, or `-` for standard input.
+    pub path: PathBuf,
+    /// Policy for unknown top-level fields.
+    #[serde(default)]
+    pub unknown_fields: UnknownFields,
+}
+
+/// A database modules may query.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataSource {
+    /// An SQLite file, opened read-only.
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// An SQL script that creates the database when the file does not
+        /// exist yet (for demos and tests).
+        #[serde(default)]
+        seed_sql: Option<PathBuf>,
+    },
+}
+
+/// Where a module comes from, and what it may do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactorModule {
+    /// A name for logs, audit records and metrics.
+    pub name: String,
+    /// A `.wasm` component file, or `builtin:redactor-pii`.
+    pub module: String,
+    /// If set, the module's SHA-256 (hex) must equal this or it will not run.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Events per call.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Limit overrides.
+    #[serde(default, flatten)]
+    pub limits: LimitOverrides,
+    /// Values the module reads with `config-get`.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigValue>,
+    /// Values read from environment variables: module key -> variable name.
+    /// For secrets (e.g. `hmac_key`) that should not sit in the file.
+    #[serde(default)]
+    pub config_from_env: BTreeMap<String, String>,
+}
+
+fn default_batch_size() -> usize {
+    DEFAULT_BATCH_SIZE
+}
+
+/// A collector module.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorModule {
+    /// A name for logs and reports.
+    pub name: String,
+    /// A `.wasm` component file, or `builtin:collector-sql`.
+    pub module: String,
+    /// If set, the module's SHA-256 (hex) must equal this or it will not run.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Names of `data_sources` the module may query.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// When to run, e.g. `every 24h` or `every 15m`.
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+    /// Limit overrides.
+    #[serde(default, flatten)]
+    pub limits: LimitOverrides,
+    /// Values the module reads with `config-get`.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigValue>,
+    /// Values read from environment variables: module key -> variable name.
+    #[serde(default)]
+    pub config_from_env: BTreeMap<String, String>,
+}
+
+fn default_schedule() -> String {
+    "every 24h".into()
+}
+
+/// A module config value: any TOML scalar, handed to the guest as text.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ConfigValue {
+    /// Text.
+    String(String),
+    /// An integer.
+    Integer(i64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl ConfigValue {
+    /// The value as the guest sees it.
+    pub fn as_text(&self) -> String {
+        match self {
+            ConfigValue::String(s) => s.clone(),
+            ConfigValue::Integer(i) => i.to_string(),
+            ConfigValue::Float(f) => f.to_string(),
+            ConfigValue::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+/// What a sink receives.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    /// Redacted events.
+    Events,
+    /// Collector reports (resource counts, base information).
+    Reports,
+}
+
+fn default_streams() -> Vec<Stream> {
+    vec![Stream::Events, Stream::Reports]
+}
+
+/// A delivery target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Sink {
+    /// Standard output, one JSON object per line.
+    Stdout {
+        /// What it receives (default: events and reports).
+        #[serde(default = "default_streams")]
+        streams: Vec<Stream>,
+    },
+    /// A JSONL file, appended to.
+    Jsonl {
+        /// The file.
+        path: PathBuf,
+        /// What it receives (default: events and reports).
+        #[serde(default = "default_streams")]
+        streams: Vec<Stream>,
+    },
+}
+
+impl Config {
+    /// Makes relative paths relative to `base` (the config file's folder).
+    pub(super) fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && p.as_os_str() != "-" {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.state_dir);
+        if let Some(events) = &mut self.events {
+            fix(&mut events.path);
+        }
+        for source in self.data_sources.values_mut() {
+            match source {
+                DataSource::Sqlite { path, seed_sql } => {
+                    fix(path);
+                    if let Some(seed) = seed_sql {
+                        fix(seed);
+                    }
+                }
+            }
+        }
+        let fix_module = |m: &mut String| {
+            if !m.starts_with("builtin:") && Path::new(m.as_str()).is_relative() {
+                *m = base.join(m.as_str()).display().to_string();
+            }
+        };
+        self.redactors
+            .iter_mut()
+            .for_each(|r| fix_module(&mut r.module));
+        self.collectors
+            .iter_mut()
+            .for_each(|c| fix_module(&mut c.module));
+        for sink in &mut self.sinks {
+            if let Sink::Jsonl { path, .. } = sink {
+                fix(path);
+            }
+        }
+    }
+
+    /// Checks what serde cannot: references between sections and value ranges.
+    pub(super) fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        check_limits(file, "limits", &self.limits)?;
+        let mut names = std::collections::BTreeSet::new();
+        for (i, r) in self.redactors.iter().enumerate() {
+            let key = format!("redactors[{i}]");
+            if !names.insert(r.name.clone()) {
+                return Err(ConfigError::new(
+                    file,
+                    format!("{key}.name"),
+                    format!(
+                        "the name {:?} is used twice; module names must be unique",
+                        r.name
+                    ),
+                ));
+            }
+            if r.batch_size == 0 || r.batch_size > 100_000 {
+                return Err(ConfigError::new(
+                    file,
+                    format!("{key}.batch_size"),
+                    "expected a number of events from 1 to 100000",
+                ));
+            }
+            check_limits(file, &key, &r.limits.apply(self.limits))?;
+            check_pin(file, &key, r.sha256.as_deref())?;
+        }
+        for (i, c) in self.collectors.iter().enumerate() {
+            let key = format!("collectors[{i}]");
+            if !names.insert(c.name.clone()) {
+                return Err(ConfigError::new(
+                    file,
+                    format!("{key}.name"),
+                    format!(
+                        "the name {:?} is used twice; module names must be unique",
+                        c.name
+                    ),
+                ));
+            }
+            for (j, source) in c.sources.iter().enumerate() {
+                if !self.data_sources.contains_key(source) {
+                    let known: Vec<_> = self.data_sources.keys().map(String::as_str).collect();
+                    return Err(ConfigError::new(
+                        file,
+                        format!("{key}.sources[{j}]"),
+                        format!(
+                            "no data source named {source:?}; expected one of the [data_sources] tables ({})",
+                            if known.is_empty() {
+                                "none are defined".into()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    ));
+                }
+            }
+            crate::schedule::Schedule::parse(&c.schedule)
+                .map_err(|e| ConfigError::new(file, format!("{key}.schedule"), e))?;
+            check_limits(file, &key, &c.limits.apply(self.limits))?;
+            check_pin(file, &key, c.sha256.as_deref())?;
+        }
+        Ok(())
+    }
+}
+
+fn check_limits(file: &Path, key: &str, limits: &Limits) -> Result<(), ConfigError> {
+    if limits.deadline_ms == 0 || limits.deadline_ms > 600_000 {
+        return Err(ConfigError::new(
+            file,
+            format!("{key}.deadline_ms"),
+            "expected milliseconds from 1 to 600000",
+        ));
+    }
+    if limits.memory_mib == 0 || limits.memory_mib > 4096 {
+        return Err(ConfigError::new(
+            file,
+            format!("{key}.memory_mib"),
+            "expected MiB from 1 to 4096",
+        ));
+    }
+    Ok(())
+}
+
+fn check_pin(file: &Path, key: &str, pin: Option<&str>) -> Result<(), ConfigError> {
+    match pin {
+        Some(p) if p.len() != 64 || !p.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Err(ConfigError::new(
+                file,
+                format!("{key}.sha256"),
+                "expected 64 hex characters (the output of `sha256sum module.wasm`)",
+            ))
+        }
+        _ => Ok(()),
+    }
+}

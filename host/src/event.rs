@@ -1,0 +1,274 @@
+//! The telemetry event model and its JSON form.
+//!
+//! Readers accept lowerCamelCase and snake_case field names (as protobuf JSON
+//! parsers do); writers use lowerCamelCase. `metadata` is a JSON object and
+//! `createdAt` RFC 3339. See `shared/spec/ingest.md`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+
+use crate::config::UnknownFields;
+
+/// One telemetry event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Organization the event belongs to.
+    pub org_id: String,
+    /// Pseudonymous user id.
+    pub user_id: String,
+    /// Device id.
+    pub device_id: String,
+    /// Session id.
+    pub session_id: String,
+    /// Kind of event.
+    pub event_type: String,
+    /// Producer of the event.
+    pub source: String,
+    /// When it happened.
+    pub created_at: DateTime<Utc>,
+    /// Free-form metadata (a JSON object).
+    pub metadata: Map<String, Value>,
+}
+
+/// The string fields of an event, in wire order, with their JSON names.
+pub const STRING_FIELDS: [(&str, &str); 6] = [
+    ("orgId", "org_id"),
+    ("userId", "user_id"),
+    ("deviceId", "device_id"),
+    ("sessionId", "session_id"),
+    ("eventType", "event_type"),
+    ("source", "source"),
+];
+
+impl Event {
+    /// The string fields, in the order of [`STRING_FIELDS`].
+    pub fn string_fields(&self) -> [&String; 6] {
+        [
+            &self.org_id,
+            &self.user_id,
+            &self.device_id,
+            &self.session_id,
+            &self.event_type,
+            &self.source,
+        ]
+    }
+
+    /// Mutable access to the string fields, in the order of [`STRING_FIELDS`].
+    pub fn string_fields_mut(&mut self) -> [&mut String; 6] {
+        [
+            &mut self.org_id,
+            &mut self.user_id,
+            &mut self.device_id,
+            &mut self.session_id,
+            &mut self.event_type,
+            &mut self.source,
+        ]
+    }
+
+    /// Parses one JSON line. `now` fills a missing `createdAt`.
+    pub fn from_json_line(
+        line: &str,
+        unknown: UnknownFields,
+        now: DateTime<Utc>,
+    ) -> Result<Event, String> {
+        let value: Value =
+            serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+        Event::from_json(value, unknown, now)
+    }
+
+    /// Builds an event from its JSON form.
+    pub fn from_json(
+        value: Value,
+        unknown: UnknownFields,
+        now: DateTime<Utc>,
+    ) -> Result<Event, String> {
+        let Value::Object(mut object) = value else {
+            return Err("expected a JSON object per event".into());
+        };
+        let mut take = |camel: &str, snake: &str| -> Option<Value> {
+            let a = object.remove(camel);
+            let b = if camel != snake {
+                object.remove(snake)
+            } else {
+                None
+            };
+            a.or(b)
+        };
+        let mut strings: [String; 6] = Default::default();
+        for (slot, (camel, snake)) in strings.iter_mut().zip(STRING_FIELDS) {
+            match take(camel, snake) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) => *slot = s,
+                Some(other) => {
+                    return Err(format!(
+                        "field `{camel}`: expected a string, found {}",
+                        kind(&other)
+                    ));
+                }
+            }
+        }
+        let created_at = match take("createdAt", "created_at") {
+            None | Some(Value::Null) => now,
+            Some(Value::String(s)) => DateTime::parse_from_rfc3339(&s)
+                .map_err(|e| {
+                    format!("field `createdAt`: expected an RFC 3339 timestamp, found {s:?} ({e})")
+                })?
+                .with_timezone(&Utc),
+            Some(other) => {
+                return Err(format!(
+                    "field `createdAt`: expected an RFC 3339 string, found {}",
+                    kind(&other)
+                ));
+            }
+        };
+        let mut metadata = match take("metadata", "metadata") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m,
+            Some(other) => {
+                return Err(format!(
+                    "field `metadata`: expected a JSON object, found {}",
+                    kind(&other)
+                ));
+            }
+        };
+        if !object.is_empty() {
+            match unknown {
+                UnknownFields::Reject => {
+                    let names: Vec<_> = object.keys().cloned().collect();
+                    return Err(format!(
+                        "unknown top-level field(s) {}: expected only the event fields (orgId, userId, deviceId, sessionId, eventType, source, createdAt, metadata)",
+                        names.join(", ")
+                    ));
+                }
+                UnknownFields::Preserve => {
+                    for (k, v) in object {
+                        metadata.entry(k).or_insert(v);
+                    }
+                }
+            }
+        }
+        let [org_id, user_id, device_id, session_id, event_type, source] = strings;
+        Ok(Event {
+            org_id,
+            user_id,
+            device_id,
+            session_id,
+            event_type,
+            source,
+            created_at,
+            metadata,
+        })
+    }
+
+    /// The JSON form (lowerCamelCase).
+    pub fn to_json(&self) -> Value {
+        let mut object = Map::with_capacity(8);
+        for ((camel, _), value) in STRING_FIELDS.iter().zip(self.string_fields()) {
+            object.insert((*camel).to_string(), Value::String(value.clone()));
+        }
+        object.insert(
+            "createdAt".into(),
+            Value::String(format_time(self.created_at)),
+        );
+        object.insert("metadata".into(), Value::Object(self.metadata.clone()));
+        Value::Object(object)
+    }
+
+    /// The JSON form as one line (no trailing newline).
+    pub fn to_json_line(&self) -> String {
+        self.to_json().to_string()
+    }
+}
+
+/// RFC 3339 with as many fractional digits as needed, `Z` for UTC.
+pub fn format_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// A word for the JSON type of `v`, for error messages.
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn reads_camel_and_snake_case() {
+        let a = Event::from_json_line(
+            r#"{"orgId":"o","eventType":"login","createdAt":"2026-01-01T00:00:00Z"}"#,
+            UnknownFields::Reject,
+            now(),
+        )
+        .unwrap();
+        let b = Event::from_json_line(
+            r#"{"org_id":"o","event_type":"login","created_at":"2026-01-01T00:00:00Z"}"#,
+            UnknownFields::Reject,
+            now(),
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.org_id, "o");
+    }
+
+    #[test]
+    fn fills_created_at_and_round_trips() {
+        let e = Event::from_json_line(
+            r#"{"orgId":"o","metadata":{"a":[1,{"b":"c"}]}}"#,
+            UnknownFields::Reject,
+            now(),
+        )
+        .unwrap();
+        assert_eq!(e.created_at, now());
+        let back = Event::from_json_line(&e.to_json_line(), UnknownFields::Reject, now()).unwrap();
+        assert_eq!(back, e);
+        assert!(
+            e.to_json_line()
+                .contains(r#""createdAt":"2026-01-02T03:04:05Z""#)
+        );
+    }
+
+    #[test]
+    fn rejects_bad_shapes_with_the_field_name() {
+        let err = Event::from_json_line(r#"{"metadata":"x"}"#, UnknownFields::Preserve, now())
+            .unwrap_err();
+        assert!(
+            err.contains("`metadata`") && err.contains("object"),
+            "{err}"
+        );
+        let err =
+            Event::from_json_line(r#"{"orgId":5}"#, UnknownFields::Preserve, now()).unwrap_err();
+        assert!(err.contains("`orgId`"), "{err}");
+        let err = Event::from_json_line(
+            r#"{"createdAt":"yesterday"}"#,
+            UnknownFields::Preserve,
+            now(),
+        )
+        .unwrap_err();
+        assert!(err.contains("RFC 3339"), "{err}");
+        assert!(Event::from_json_line("not json", UnknownFields::Preserve, now()).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_follow_the_policy() {
+        let line = r#"{"orgId":"o","extra":1}"#;
+        let kept = Event::from_json_line(line, UnknownFields::Preserve, now()).unwrap();
+        assert_eq!(kept.metadata["extra"], 1);
+        let err = Event::from_json_line(line, UnknownFields::Reject, now()).unwrap_err();
+        assert!(err.contains("extra"), "{err}");
+    }
+}

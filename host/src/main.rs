@@ -1,0 +1,232 @@
+//! The `wasmtel` command line.
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use wasmtel::config::{
+    self, ConfigValue, EventsSource, LoadedConfig, RedactorModule, Sink, Stream,
+};
+use wasmtel::pipeline::Pipeline;
+
+/// Runs sandboxed WebAssembly collectors and redactors and delivers what
+/// they produce.
+#[derive(Parser)]
+#[command(name = "wasmtel", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run collectors on their schedule and redact and deliver events.
+    Run {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Run every collector once, process the events, print the summary and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Redact JSONL events from stdin to stdout with one module.
+    Redact {
+        /// A redactor component (.wasm) or `builtin:redactor-pii`.
+        #[arg(long)]
+        module: String,
+        /// A wasmtel config: its limits, state_dir and the `config` table of
+        /// the redactor using this module (or the first one) apply.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A module config value, `key=value` (repeatable; wins over --config).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Where the audit trail and dead letters go (default: the config's
+        /// state_dir, or ./wasmtel-state).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Check a configuration file and exit.
+    Check {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print benchmark figures.
+    Bench {
+        #[command(subcommand)]
+        which: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// WASM redaction vs the same rules compiled natively.
+    Redact {
+        /// Number of synthetic events.
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        /// Events per guest call.
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASMTEL_LOG")
+                .unwrap_or_else(|_| "wasmtel=info,warn".into()),
+        )
+        .init();
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run { config, once } => run_config(&config::load(&config)?, once),
+        Command::Redact {
+            module,
+            config,
+            set,
+            state_dir,
+        } => redact(module, config.as_deref(), &set, state_dir),
+        Command::Check { config } => {
+            let loaded = config::load(&config)?;
+            Pipeline::build(&loaded)?;
+            eprintln!("{}: ok", config.display());
+            Ok(())
+        }
+        Command::Bench {
+            which: Bench::Redact { events, batch },
+        } => {
+            wasmtel::bench::redact::run(events, batch)?;
+            Ok(())
+        }
+    }
+}
+
+fn run_config(loaded: &LoadedConfig, once: bool) -> anyhow::Result<()> {
+    let mut pipeline = Pipeline::build(loaded)?;
+    pipeline.run_due_collectors()?;
+    if let Some(events) = &loaded.config.events {
+        if events.path.as_os_str() == "-" {
+            pipeline.process_events(std::io::stdin().lock(), "stdin")?;
+        } else {
+            let file = std::fs::File::open(&events.path).map_err(|e| {
+                anyhow::anyhow!("cannot open the events file {}: {e}", events.path.display())
+            })?;
+            let name = events
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            pipeline.process_events(BufReader::new(file), &name)?;
+        }
+    }
+    if !once {
+        while let Some(wait) = pipeline.next_collection_in() {
+            std::thread::sleep(wait);
+            pipeline.run_due_collectors()?;
+        }
+    }
+    eprint!("{}", pipeline.stats());
+    eprintln!("  audit trail:      {}", pipeline.audit_path().display());
+    eprintln!(
+        "  dead letters:     {}",
+        pipeline.dead_letter_path().display()
+    );
+    Ok(())
+}
+
+fn redact(
+    module: String,
+    config_file: Option<&Path>,
+    set: &[String],
+    state_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let mut loaded = match config_file {
+        Some(file) => config::load(file)?,
+        None => config::parse(Path::new("(defaults)"), "")?,
+    };
+    let cfg = &mut loaded.config;
+    // Resolve the module path the way the config would, then keep the
+    // settings of the matching redactor entry (or the first).
+    let module_path = if module.starts_with("builtin:") {
+        module.clone()
+    } else {
+        std::fs::canonicalize(&module)
+            .map(|p| p.display().to_string())
+            .unwrap_or(module.clone())
+    };
+    let template = cfg
+        .redactors
+        .iter()
+        .find(|r| {
+            r.module == module_path
+                || std::fs::canonicalize(&r.module)
+                    .ok()
+                    .map(|p| p.display().to_string())
+                    == Some(module_path.clone())
+        })
+        .or(cfg.redactors.first())
+        .cloned();
+    let mut redactor = template.unwrap_or(RedactorModule {
+        name: "redact".into(),
+        module: String::new(),
+        sha256: None,
+        batch_size: config::DEFAULT_BATCH_SIZE,
+        limits: Default::default(),
+        config: Default::default(),
+        config_from_env: Default::default(),
+    });
+    redactor.module = module_path;
+    for pair in set {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--set {pair:?}: expected KEY=VALUE"))?;
+        redactor
+            .config
+            .insert(k.to_string(), ConfigValue::String(v.to_string()));
+    }
+    cfg.redactors = vec![redactor];
+    cfg.collectors.clear();
+    cfg.sinks = vec![Sink::Stdout {
+        streams: vec![Stream::Events],
+    }];
+    let unknown_fields = cfg
+        .events
+        .as_ref()
+        .map(|e| e.unknown_fields)
+        .unwrap_or_default();
+    cfg.events = Some(EventsSource {
+        path: "-".into(),
+        unknown_fields,
+    });
+    if let Some(dir) = state_dir {
+        cfg.state_dir = dir;
+    } else if config_file.is_none() {
+        cfg.state_dir = PathBuf::from("wasmtel-state");
+    }
+    let mut pipeline = Pipeline::build(&loaded)?;
+    pipeline.process_events(std::io::stdin().lock(), "stdin")?;
+    let stats = pipeline.stats();
+    eprintln!(
+        "redact: {} in, {} out, {} dead-lettered ({}), {} findings",
+        stats.events_in,
+        stats.events_out,
+        stats.dead_lettered(),
+        pipeline.dead_letter_path().display(),
+        stats.findings.values().sum::<u64>()
+    );
+    Ok(())
+}

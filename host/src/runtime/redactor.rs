@@ -1,0 +1,150 @@
+//! Running redactor components: a pool of live instances per module, each
+//! call under a deadline and a memory cap. A call that traps poisons its
+//! instance, which is dropped; the next call gets a fresh one from the same
+//! pre-instantiated component.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use wasmtime::Store;
+use wasmtime::component::{HasSelf, Linker};
+
+use super::bindings::redactor::{Redactor, RedactorPre};
+use super::failure::describe_plugin_error;
+use super::state::{Grants, HostState};
+use super::{GuestFailure, ModuleSource, Runtime};
+use crate::config::Limits;
+
+pub use super::bindings::redactor::wasmtel::telemetry::redaction::{
+    Batch, Field, FieldPart, Finding,
+};
+
+/// Most idle instances kept per module.
+const MAX_IDLE: usize = 8;
+
+/// A live instance and its store.
+struct Live {
+    store: Store<HostState>,
+    bindings: Redactor,
+}
+
+/// A loaded redactor component, ready to be called from many threads.
+pub struct RedactorModule {
+    source: ModuleSource,
+    runtime: Arc<Runtime>,
+    pre: RedactorPre<HostState>,
+    limits: Limits,
+    grants: Grants,
+    idle: Mutex<Vec<Live>>,
+}
+
+impl RedactorModule {
+    /// Compiles (or loads from cache) and links the module, and instantiates
+    /// it once so a broken module fails at start-up, not on the first event.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        source: ModuleSource,
+        limits: Limits,
+        config: BTreeMap<String, String>,
+    ) -> anyhow::Result<RedactorModule> {
+        let component = source.compile(&runtime)?;
+        let mut linker = Linker::<HostState>::new(runtime.engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        Redactor::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(RedactorPre::new)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("module {:?} ({}) does not implement the `redactor` world of wasmtel:telemetry@0.1.0", source.name, source.origin))?;
+        let grants = Grants {
+            module: source.name.clone(),
+            config: Arc::new(config),
+            sql: None,
+            query_timeout: Duration::from_millis(limits.deadline_ms),
+        };
+        let module = RedactorModule {
+            source,
+            runtime,
+            pre,
+            limits,
+            grants,
+            idle: Mutex::new(Vec::new()),
+        };
+        let live = module.instantiate().map_err(|e| {
+            anyhow::anyhow!(
+                "module {:?} cannot be instantiated: {e}",
+                module.source.name
+            )
+        })?;
+        module.idle.lock().unwrap().push(live);
+        Ok(module)
+    }
+
+    /// The module's name, origin and digest.
+    pub fn source(&self) -> &ModuleSource {
+        &self.source
+    }
+
+    /// The limits calls run under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    fn instantiate(&self) -> Result<Live, GuestFailure> {
+        let memory_cap = (self.limits.memory_mib as usize) << 20;
+        let mut store = Store::new(
+            self.runtime.engine(),
+            HostState::new(self.grants.clone(), memory_cap),
+        );
+        store.limiter(|s| &mut s.limiter);
+        Runtime::arm_deadline(&mut store, &self.limits);
+        match self.pre.instantiate(&mut store) {
+            Ok(bindings) => Ok(Live { store, bindings }),
+            Err(e) => Err(classify(&store, &self.limits, e)),
+        }
+    }
+
+    /// Scans one batch. Any failure leaves no trace in the module: a poisoned
+    /// instance is dropped and the next call starts fresh.
+    pub fn redact(&self, batch: &Batch) -> Result<Vec<Finding>, GuestFailure> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut live = match pooled {
+            Some(live) => live,
+            None => self.instantiate()?,
+        };
+        Runtime::arm_deadline(&mut live.store, &self.limits);
+        match live.bindings.call_redact(&mut live.store, batch) {
+            Ok(result) => {
+                let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                if idle.len() < MAX_IDLE {
+                    idle.push(live);
+                }
+                drop(idle);
+                result.map_err(|e| GuestFailure::PluginError(describe_plugin_error(&e)))
+            }
+            Err(e) => Err(classify(&live.store, &self.limits, e)),
+        }
+    }
+}
+
+/// Turns a wasmtime error into the failure an operator can act on.
+pub(super) fn classify(
+    store: &Store<HostState>,
+    limits: &Limits,
+    error: wasmtime::Error,
+) -> GuestFailure {
+    if store.data().limiter.denied {
+        return GuestFailure::MemoryCap {
+            cap_mib: limits.memory_mib,
+        };
+    }
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => GuestFailure::Timeout {
+            deadline_ms: limits.deadline_ms,
+        },
+        Some(trap) => GuestFailure::Trap(trap.to_string()),
+        None => GuestFailure::Trap(format!("{error:#}")),
+    }
+}

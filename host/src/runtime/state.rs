@@ -1,0 +1,180 @@
+//! Per-store host state: what a guest instance can reach (WASI with no
+//! ambient authority, its own config values, the data sources it was
+//! granted) and the memory limiter that enforces its cap.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::collector::wasmtel::telemetry::sql::{self, QueryResult, SqlValue};
+use super::bindings::{HostImports, LogLevel, PluginError};
+use crate::datasource::{DataSources, SqlCell};
+
+/// Longest guest log line kept; the rest is cut so a guest cannot flood logs.
+const MAX_LOG_LINE: usize = 4096;
+
+/// What one guest instance may use.
+#[derive(Clone)]
+pub struct Grants {
+    /// Module name, for logs.
+    pub module: Arc<str>,
+    /// Values for `config-get`.
+    pub config: Arc<BTreeMap<String, String>>,
+    /// Data sources the module may query, if any.
+    pub sql: Option<(Arc<DataSources>, Arc<[String]>)>,
+    /// Time budget of one query.
+    pub query_timeout: Duration,
+}
+
+/// The data of a `wasmtime::Store` running a guest.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limiter: MemoryLimiter,
+    grants: Grants,
+}
+
+impl HostState {
+    /// A fresh state with no ambient authority and a memory cap in bytes.
+    pub fn new(grants: Grants, memory_cap: usize) -> Self {
+        HostState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                cap: memory_cap,
+                denied: false,
+            },
+            grants,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Refuses memory growth past the cap and remembers that it did, so a trap
+/// can be reported as "memory cap" rather than a generic trap.
+pub struct MemoryLimiter {
+    cap: usize,
+    /// Set once a growth request was refused.
+    pub denied: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.denied = true;
+            return Err(wasmtime::Error::msg(format!(
+                "memory cap of {} bytes reached",
+                self.cap
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl HostImports for HostState {
+    fn log(&mut self, level: LogLevel, mut message: String) {
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let module = &*self.grants.module;
+        match level {
+            LogLevel::Debug => tracing::debug!(module, "{message}"),
+            LogLevel::Info => tracing::info!(module, "{message}"),
+            LogLevel::Warn => tracing::warn!(module, "{message}"),
+            LogLevel::Error => tracing::error!(module, "{message}"),
+        }
+    }
+
+    fn config_get(&mut self, key: String) -> Option<String> {
+        self.grants.config.get(&key).cloned()
+    }
+}
+
+impl super::bindings::redactor::wasmtel::telemetry::types::Host for HostState {}
+
+impl super::bindings::redactor::wasmtel::telemetry::redaction::Host for HostState {}
+
+impl sql::Host for HostState {
+    fn query(
+        &mut self,
+        source: String,
+        statement: String,
+        params: Vec<SqlValue>,
+    ) -> Result<QueryResult, PluginError> {
+        let Some((sources, granted)) = &self.grants.sql else {
+            return Err(PluginError::QueryFailed(
+                "this module has no data sources granted (add `sources = [...]` to its config)"
+                    .into(),
+            ));
+        };
+        if !granted.iter().any(|g| *g == source) {
+            return Err(PluginError::QueryFailed(format!(
+                "data source {source:?} is not granted to this module (granted: {})",
+                granted.join(", ")
+            )));
+        }
+        let params: Vec<SqlCell> = params.into_iter().map(from_wit).collect();
+        let result = sources
+            .query(&source, &statement, &params, self.grants.query_timeout)
+            .map_err(PluginError::QueryFailed)?;
+        Ok(QueryResult {
+            columns: result.columns,
+            rows: result
+                .rows
+                .into_iter()
+                .map(|row| row.into_iter().map(to_wit).collect())
+                .collect(),
+        })
+    }
+}
+
+fn from_wit(v: SqlValue) -> SqlCell {
+    match v {
+        SqlValue::Null => SqlCell::Null,
+        SqlValue::Integer(i) => SqlCell::Integer(i),
+        SqlValue::Real(f) => SqlCell::Real(f),
+        SqlValue::Text(s) => SqlCell::Text(s),
+        SqlValue::Blob(b) => SqlCell::Blob(b),
+    }
+}
+
+fn to_wit(v: SqlCell) -> SqlValue {
+    match v {
+        SqlCell::Null => SqlValue::Null,
+        SqlCell::Integer(i) => SqlValue::Integer(i),
+        SqlCell::Real(f) => SqlValue::Real(f),
+        SqlCell::Text(s) => SqlValue::Text(s),
+        SqlCell::Blob(b) => SqlValue::Blob(b),
+    }
+}

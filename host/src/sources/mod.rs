@@ -1,0 +1,3 @@
+//! Where events come from. Today: [`jsonl`] files and standard input.
+
+pub mod jsonl;

@@ -1,0 +1,3 @@
+//! Processing stages between sources and sinks. Today: [`redact`].
+
+pub mod redact;

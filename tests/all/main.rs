@@ -1,0 +1,10 @@
+//! wasmtel's integration tests: one binary (one link step), a module per
+//! capability. Guests are real components built from `guest/` by
+//! `host/build.rs`; databases are real SQLite files; the CLI tests run the
+//! real `wasmtel` binary.
+
+mod cli;
+mod collector;
+mod common;
+mod hostile;
+mod redactor_pii;
