@@ -30,6 +30,7 @@ pub mod sinks;
 pub mod sources;
 pub mod stats;
 pub mod transforms;
+pub mod vectors;
 
 /// Paths (and, for builtins, bytes) of the guest components built by
 /// `host/build.rs` from `guest/`.

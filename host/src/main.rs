@@ -48,6 +48,18 @@ enum Command {
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
+    /// Run a redactor module over golden vectors (JSONL of {"name", "input", "expect"}).
+    TestModule {
+        /// A redactor component (.wasm) or `builtin:redactor-pii`.
+        #[arg(long)]
+        module: String,
+        /// The vectors file.
+        #[arg(long)]
+        vectors: PathBuf,
+        /// A module config value, `key=value` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
     /// Check a configuration file and exit.
     Check {
         /// The configuration file.
@@ -100,6 +112,11 @@ fn run(command: Command) -> anyhow::Result<()> {
             set,
             state_dir,
         } => redact(module, config.as_deref(), &set, state_dir),
+        Command::TestModule {
+            module,
+            vectors,
+            set,
+        } => test_module(&module, &vectors, &set),
         Command::Check { config } => {
             let loaded = config::load(&config)?;
             Pipeline::build(&loaded)?;
@@ -148,6 +165,38 @@ fn run_config(loaded: &LoadedConfig, once: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Parses repeated `--set key=value` flags.
+fn parse_sets(set: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    set.iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--set {pair:?}: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+fn test_module(module: &str, vectors: &Path, set: &[String]) -> anyhow::Result<()> {
+    use wasmtel::runtime::{ModuleSource, Runtime, RuntimeOptions, redactor::RedactorModule};
+    let text = std::fs::read_to_string(vectors)
+        .map_err(|e| anyhow::anyhow!("cannot read the vectors file {}: {e}", vectors.display()))?;
+    let runtime = Runtime::new(RuntimeOptions::default())?;
+    let source = ModuleSource::resolve("module-under-test", module, None)?;
+    let config = parse_sets(set)?.into_iter().collect();
+    let redactor = RedactorModule::new(runtime, source, config::Limits::default(), config)?;
+    let report =
+        wasmtel::vectors::run(std::sync::Arc::new(redactor), &text).map_err(anyhow::Error::msg)?;
+    for m in &report.failures {
+        println!("FAIL {}: {}", m.name, m.detail);
+    }
+    let failed = report.failures.len();
+    println!("{} passed, {failed} failed", report.total - failed);
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} vectors failed", report.total);
+    }
+    Ok(())
+}
+
 fn redact(
     module: String,
     config_file: Option<&Path>,
@@ -190,13 +239,8 @@ fn redact(
         config_from_env: Default::default(),
     });
     redactor.module = module_path;
-    for pair in set {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--set {pair:?}: expected KEY=VALUE"))?;
-        redactor
-            .config
-            .insert(k.to_string(), ConfigValue::String(v.to_string()));
+    for (k, v) in parse_sets(set)? {
+        redactor.config.insert(k, ConfigValue::String(v));
     }
     cfg.redactors = vec![redactor];
     cfg.collectors.clear();

@@ -207,3 +207,45 @@ fn config_errors_name_file_key_and_expectation() {
     let err = check("this is not toml");
     assert!(err.contains("not valid TOML"), "{err}");
 }
+
+#[test]
+fn test_module_runs_golden_vectors() {
+    let vectors = repo().join("guest/redactor-pii/vectors.jsonl");
+    let out = wasmtel()
+        .args([
+            "test-module",
+            "--module",
+            "builtin:redactor-pii",
+            "--vectors",
+        ])
+        .arg(&vectors)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("15 passed, 0 failed"), "{stdout}");
+
+    let dir = tempdir();
+    let wrong = dir.path().join("wrong.jsonl");
+    std::fs::write(&wrong, "{\"name\":\"claims no redaction\",\"input\":{\"userId\":\"a@example.com\"},\"expect\":{\"userId\":\"a@example.com\"}}\n").unwrap();
+    let out = wasmtel()
+        .args([
+            "test-module",
+            "--module",
+            "builtin:redactor-pii",
+            "--vectors",
+        ])
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("FAIL claims no redaction: `userId`"),
+        "{stdout}"
+    );
+}

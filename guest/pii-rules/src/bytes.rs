@@ -33,9 +33,15 @@ pub(crate) const F_SLASH: u32 = 1 << 11;
 pub(crate) const F_OPEN: u32 = 1 << 12;
 /// '_'
 pub(crate) const F_UNDERSCORE: u32 = 1 << 13;
+/// '"' or '\''
+pub(crate) const F_QUOTE: u32 = 1 << 14;
+/// '&' (HTML entities)
+pub(crate) const F_AMP: u32 = 1 << 15;
+/// '\\' (escapes)
+pub(crate) const F_BSLASH: u32 = 1 << 16;
 
-const fn build_table() -> [u16; 256] {
-    let mut t = [0u16; 256];
+const fn build_table() -> [u32; 256] {
+    let mut t = [0u32; 256];
     let mut i = 0;
     while i < 256 {
         let b = i as u8;
@@ -50,19 +56,44 @@ const fn build_table() -> [u16; 256] {
             b' ' | b'\t' => F_SPACE,
             b'/' => F_SLASH,
             b'_' => F_UNDERSCORE,
+            b'"' | b'\'' => F_QUOTE,
+            b'&' => F_AMP,
+            b'\\' => F_BSLASH,
             b'[' | b'(' | b'{' | b'<' => F_OPEN,
             b'A'..=b'Z' => F_UPPER,
             b'a'..=b'z' => F_LOWER,
             0x80..=0xff => F_NONASCII,
             _ => 0,
         };
-        t[i] = f as u16;
+        t[i] = f;
         i += 1;
     }
     t
 }
 
-static TABLE: [u16; 256] = build_table();
+static TABLE: [u32; 256] = build_table();
+
+const LANE: u32 = 21;
+const LANE_MASK: u64 = (1 << LANE) - 1;
+
+/// Per-byte counter increments packed in 21-bit lanes: digits, dots, colons.
+const fn build_counts() -> [u64; 256] {
+    let mut t = [0u64; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = match b {
+            b'0'..=b'9' => 1,
+            b'.' => 1 << LANE,
+            b':' => 1 << (2 * LANE),
+            _ => 0,
+        };
+        i += 1;
+    }
+    t
+}
+
+static COUNTS: [u64; 256] = build_counts();
 
 /// What a text contains, computed in one pass so each rule can skip texts
 /// that cannot possibly match.
@@ -72,22 +103,45 @@ pub(crate) struct Summary {
     pub flags: u32,
     /// Number of ASCII digits.
     pub digits: u32,
+    /// Number of '.'.
+    pub dots: u32,
+    /// Number of ':'.
+    pub colons: u32,
+}
+
+/// Most digits in one run of digits and group separators (space - . / ( ) +):
+/// phones need 7, SSNs 9, cards 13. Only computed for texts with 7+ digits.
+pub(crate) fn digit_run(b: &[u8]) -> u32 {
+    let mut run = 0;
+    let mut best = 0;
+    for &c in b {
+        if c.is_ascii_digit() {
+            run += 1;
+            best = best.max(run);
+        } else if !matches!(c, b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b'+') {
+            run = 0;
+        }
+    }
+    best
 }
 
 impl Summary {
     /// Summarise `b`.
     #[inline]
     pub fn of(b: &[u8]) -> Summary {
-        let mut flags = 0u16;
-        let mut digits = 0u32;
-        for &c in b {
-            flags |= TABLE[c as usize];
-            digits += c.wrapping_sub(b'0').lt(&10) as u32;
+        let mut s = Summary::default();
+        // Lanes hold 21 bits: sum at most 2^20 bytes at a time.
+        for chunk in b.chunks(1 << 20) {
+            let mut counts = 0u64;
+            for &c in chunk {
+                s.flags |= TABLE[c as usize];
+                counts += COUNTS[c as usize];
+            }
+            s.digits += (counts & LANE_MASK) as u32;
+            s.dots += ((counts >> LANE) & LANE_MASK) as u32;
+            s.colons += ((counts >> (2 * LANE)) & LANE_MASK) as u32;
         }
-        Summary {
-            flags: flags as u32,
-            digits,
-        }
+        s
     }
 
     /// Whether every flag in `f` is present.
@@ -168,7 +222,7 @@ pub(crate) fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
             None => return None,
             Some(p) => i += p,
         }
-        if &b[i..i + needle.len()] == needle {
+        if starts(b, i, needle) {
             return Some(i);
         }
         i += 1;
@@ -176,17 +230,68 @@ pub(crate) fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
     None
 }
 
-/// Whether any ASCII-alphabetic word in `b[lo..hi]` (lowercased, at most 24
-/// bytes) satisfies `pred`. Words are maximal runs of ASCII letters; the
-/// window edges are widened so that words cut by them are seen whole.
-pub(crate) fn any_word_in(b: &[u8], lo: usize, hi: usize, pred: impl Fn(&[u8]) -> bool) -> bool {
+/// A word of at most 16 bytes packed little-endian into a `u128`, lowercased
+/// (ASCII); 0 for longer or empty words. Keyword sets compare packed words
+/// as integers instead of calling `memcmp` per candidate.
+#[inline]
+pub(crate) const fn pack(w: &[u8]) -> u128 {
+    if w.is_empty() || w.len() > 16 {
+        return 0;
+    }
+    let mut x = 0u128;
+    let mut i = 0;
+    while i < w.len() {
+        x |= (w[i].to_ascii_lowercase() as u128) << (8 * i);
+        i += 1;
+    }
+    x
+}
+
+/// A fixed set of (lowercase, at most 16-byte) words.
+pub(crate) struct Words<const N: usize>([u128; N]);
+
+impl<const N: usize> Words<N> {
+    /// Build the set (at compile time).
+    pub const fn new(list: [&[u8]; N]) -> Self {
+        let mut a = [0u128; N];
+        let mut i = 0;
+        while i < N {
+            assert!(!list[i].is_empty() && list[i].len() <= 16);
+            a[i] = pack(list[i]);
+            i += 1;
+        }
+        Words(a)
+    }
+
+    /// Whether the packed word `w` is in the set.
+    #[inline]
+    pub fn has(&self, w: u128) -> bool {
+        w != 0 && self.0.contains(&w)
+    }
+
+    /// Whether the word `w` (any case) is in the set.
+    #[inline]
+    pub fn has_word(&self, w: &[u8]) -> bool {
+        self.has(pack(w))
+    }
+}
+
+/// Whether any ASCII-alphabetic word in `b[lo..hi]` satisfies `pred`, which
+/// gets the word packed and lowercased (see [`pack`]). Words are maximal
+/// runs of ASCII letters; the window edges are widened so that words cut by
+/// them are seen whole.
+pub(crate) fn any_word_in(
+    b: &[u8],
+    lo: usize,
+    hi: usize,
+    mut pred: impl FnMut(u128) -> bool,
+) -> bool {
     let mut lo = lo.min(b.len());
     let hi = hi.min(b.len());
     while lo > 0 && b[lo - 1].is_ascii_alphabetic() {
         lo -= 1;
     }
     let mut i = lo;
-    let mut buf = [0u8; 24];
     while i < hi {
         if !b[i].is_ascii_alphabetic() {
             i += 1;
@@ -196,102 +301,105 @@ pub(crate) fn any_word_in(b: &[u8], lo: usize, hi: usize, pred: impl Fn(&[u8]) -
         while i < b.len() && b[i].is_ascii_alphabetic() {
             i += 1;
         }
-        let n = i - s;
-        if n <= buf.len() {
-            for (d, c) in buf.iter_mut().zip(&b[s..i]) {
-                *d = c.to_ascii_lowercase();
-            }
-            if pred(&buf[..n]) {
-                return true;
-            }
+        let p = pack(&b[s..i]);
+        if p != 0 && pred(p) {
+            return true;
         }
     }
     false
 }
 
-/// Whether `s` is a common top-level domain (lowercase ASCII). Used where a
-/// plain-word obfuscation needs stronger evidence than "any letters".
+/// Common top-level domains, for plain-word obfuscations that need stronger
+/// evidence than "any letters".
+static TLDS: Words<77> = Words::new([
+    b"com",
+    b"org",
+    b"net",
+    b"edu",
+    b"gov",
+    b"mil",
+    b"int",
+    b"io",
+    b"co",
+    b"ai",
+    b"app",
+    b"dev",
+    b"info",
+    b"biz",
+    b"me",
+    b"us",
+    b"uk",
+    b"de",
+    b"fr",
+    b"es",
+    b"it",
+    b"nl",
+    b"be",
+    b"ch",
+    b"at",
+    b"se",
+    b"no",
+    b"dk",
+    b"fi",
+    b"pl",
+    b"pt",
+    b"ie",
+    b"cz",
+    b"gr",
+    b"hu",
+    b"ro",
+    b"ru",
+    b"ua",
+    b"tr",
+    b"jp",
+    b"cn",
+    b"kr",
+    b"in",
+    b"br",
+    b"mx",
+    b"ar",
+    b"cl",
+    b"au",
+    b"nz",
+    b"ca",
+    b"za",
+    b"eu",
+    b"tv",
+    b"xyz",
+    b"online",
+    b"tech",
+    b"cloud",
+    b"email",
+    b"mail",
+    b"name",
+    b"pro",
+    b"sg",
+    b"hk",
+    b"tw",
+    b"il",
+    b"ae",
+    b"sa",
+    b"id",
+    b"my",
+    b"ph",
+    b"vn",
+    b"th",
+    b"example",
+    b"test",
+    b"invalid",
+    b"local",
+    b"localhost",
+]);
+
+/// Whether `s` is a common top-level domain (any case).
 pub(crate) fn is_known_tld(s: &[u8]) -> bool {
-    const TLDS: &[&[u8]] = &[
-        b"com",
-        b"org",
-        b"net",
-        b"edu",
-        b"gov",
-        b"mil",
-        b"int",
-        b"io",
-        b"co",
-        b"ai",
-        b"app",
-        b"dev",
-        b"info",
-        b"biz",
-        b"me",
-        b"us",
-        b"uk",
-        b"de",
-        b"fr",
-        b"es",
-        b"it",
-        b"nl",
-        b"be",
-        b"ch",
-        b"at",
-        b"se",
-        b"no",
-        b"dk",
-        b"fi",
-        b"pl",
-        b"pt",
-        b"ie",
-        b"cz",
-        b"gr",
-        b"hu",
-        b"ro",
-        b"ru",
-        b"ua",
-        b"tr",
-        b"jp",
-        b"cn",
-        b"kr",
-        b"in",
-        b"br",
-        b"mx",
-        b"ar",
-        b"cl",
-        b"au",
-        b"nz",
-        b"ca",
-        b"za",
-        b"eu",
-        b"tv",
-        b"xyz",
-        b"online",
-        b"tech",
-        b"cloud",
-        b"email",
-        b"mail",
-        b"name",
-        b"pro",
-        b"sg",
-        b"hk",
-        b"tw",
-        b"il",
-        b"ae",
-        b"sa",
-        b"id",
-        b"my",
-        b"ph",
-        b"vn",
-        b"th",
-        b"example",
-        b"test",
-        b"invalid",
-        b"local",
-        b"localhost",
-    ];
-    TLDS.contains(&s)
+    TLDS.has_word(s)
+}
+
+/// Whether `b[i..]` starts with `p` (exact bytes; no `memcmp` call).
+#[inline]
+pub(crate) fn starts(b: &[u8], i: usize, p: &[u8]) -> bool {
+    i <= b.len() && b.len() - i >= p.len() && b[i..i + p.len()].iter().zip(p).all(|(x, y)| x == y)
 }
 
 #[cfg(test)]
@@ -303,7 +411,10 @@ mod tests {
         let s = Summary::of(b"a@b.c 12=x");
         assert!(s.has(F_AT | F_DOT | F_EQ | F_SPACE | F_LOWER));
         assert!(!s.any(F_PCT | F_NONASCII | F_UPPER));
-        assert_eq!(s.digits, 2);
+        assert_eq!((s.digits, s.dots, s.colons), (2, 1, 0));
+        let s = Summary::of(b"a:b::1.2.3.4");
+        assert_eq!((s.digits, s.dots, s.colons), (4, 3, 3));
+        assert_eq!(digit_run(b"x 12 ab +1 (415) 555-2671, 99"), 11);
     }
 
     #[test]
@@ -319,7 +430,10 @@ mod tests {
     #[test]
     fn words_in_window() {
         let t = b"call me: 123";
-        assert!(any_word_in(t, 2, 8, |w| w == b"call"));
-        assert!(!any_word_in(t, 5, 8, |w| w == b"cal"));
+        assert!(any_word_in(t, 2, 8, |w| w == pack(b"call")));
+        assert!(!any_word_in(t, 5, 8, |w| w == pack(b"cal")));
+        static W: Words<2> = Words::new([b"phone", b"tel"]);
+        assert!(W.has_word(b"Phone") && W.has_word(b"TEL") && !W.has_word(b"te"));
+        assert!(is_known_tld(b"COM") && !is_known_tld(b"matrix"));
     }
 }

@@ -68,157 +68,101 @@ pub(crate) fn classify_key(key: &[u8]) -> Option<KeyKind> {
 
 /// Classify a normalised key (lowercase alphanumerics).
 pub(crate) fn classify_norm(k: &[u8]) -> Option<KeyKind> {
-    let last = *k.last()?;
+    use KeyKind::*;
+    // `password2`, `api_key_1`: numbered variants of the same key.
+    let mut k = k;
+    while k.len() > 3 && k[k.len() - 1].is_ascii_digit() {
+        k = &k[..k.len() - 1];
+    }
+    const EXACT: &[&[u8]] = &[
+        b"pw",
+        b"passwordconfirmation",
+        b"passwordconfirm",
+        b"secretkeybase",
+        b"passcode",
+        b"otp",
+    ];
+    if (1..=20).contains(&k.len()) && matches!(k[0], b'p' | b's' | b'o') && EXACT.contains(&k) {
+        return Some(Password);
+    }
+    const PAGING: &[&[u8]] = &[
+        b"pagetoken",
+        b"continuationtoken",
+        b"cursortoken",
+        b"paginationtoken",
+        b"synctoken",
+    ];
+    const KEY_CLOUD: &[&[u8]] = &[b"secretaccess", b"account", b"sharedaccess"];
+    const KEY_STEMS: &[&[u8]] = &[
+        b"api",
+        b"secret",
+        b"private",
+        b"access",
+        b"signing",
+        b"encryption",
+        b"master",
+        b"client",
+        b"auth",
+        b"license",
+        b"session",
+        b"storage",
+        b"subscription",
+        b"app",
+        b"admin",
+        b"service",
+        b"webhook",
+        b"consumer",
+    ];
+    const CARD: &[&[u8]] = &[
+        b"cardnumber",
+        b"ccnumber",
+        b"creditcardnumber",
+        b"socialsecuritynumber",
+    ];
+    let stem = |n: usize| &k[..k.len() - n];
     // Dispatch on the last byte: most keys are rejected by one comparison.
-    match last {
-        b'd' => {
-            if ends(k, b"password") || ends(k, b"passwd") || ends(k, b"pwd") {
-                return Some(KeyKind::Password);
-            }
-            if ends(k, b"sessionid") || ends(k, b"sessid") {
-                return Some(KeyKind::Token);
-            }
-            if k == b"privatekeyid" {
-                return Some(KeyKind::Cloud);
-            }
-        }
-        b't' => {
-            if ends(k, b"secret") {
-                return Some(KeyKind::Password);
-            }
-        }
-        b'n' => {
-            if ends(k, b"token") {
-                const PAGING: &[&[u8]] = &[
-                    b"pagetoken",
-                    b"continuationtoken",
-                    b"cursortoken",
-                    b"paginationtoken",
-                    b"synctoken",
-                ];
-                if PAGING.iter().any(|p| ends(k, p)) {
-                    return None;
-                }
-                return Some(KeyKind::Token);
-            }
-            if ends(k, b"authorization") {
-                return Some(KeyKind::Authorization);
-            }
-            if k == b"ssn" || ends(k, b"ssn") && k.len() <= 8 {
-                return Some(KeyKind::Personal);
-            }
-        }
-        b'y' => {
-            if ends(k, b"key") {
-                let stem = &k[..k.len() - 3];
-                const CLOUD: &[&[u8]] = &[b"secretaccess", b"account", b"sharedaccess"];
-                if CLOUD.iter().any(|s| ends(stem, s)) {
-                    return Some(KeyKind::Cloud);
-                }
-                const STEMS: &[&[u8]] = &[
-                    b"api",
-                    b"secret",
-                    b"private",
-                    b"access",
-                    b"signing",
-                    b"encryption",
-                    b"master",
-                    b"client",
-                    b"auth",
-                    b"license",
-                    b"session",
-                    b"storage",
-                    b"subscription",
-                    b"app",
-                    b"admin",
-                    b"service",
-                    b"webhook",
-                    b"consumer",
-                ];
-                if STEMS.iter().any(|s| ends(stem, s)) {
-                    return Some(KeyKind::Token);
-                }
-            }
-            if k == b"passphrase" {
-                return Some(KeyKind::Password);
-            }
-        }
-        b'e' => {
-            if ends(k, b"passphrase") {
-                return Some(KeyKind::Password);
-            }
-            if ends(k, b"setcookie") {
-                return Some(KeyKind::SetCookie);
-            }
-            if ends(k, b"cookie") {
-                return Some(KeyKind::Cookie);
-            }
-            if ends(k, b"sharedaccesssignature") {
-                return Some(KeyKind::Cloud);
-            }
-            if ends(k, b"signature") {
-                return Some(KeyKind::Token);
-            }
-        }
-        b'g' => {
-            if k == b"sig" {
-                return Some(KeyKind::Token);
-            }
-        }
-        b's' => {
-            if ends(k, b"credentials") || k == b"creds" || k == b"cookies" {
-                return Some(if k == b"cookies" {
-                    KeyKind::Cookie
-                } else {
-                    KeyKind::Password
-                });
-            }
-            if k == b"pass" {
-                return Some(KeyKind::Password);
-            }
-        }
-        b'l' => {
-            if ends(k, b"credential") {
-                return Some(KeyKind::Password);
-            }
-        }
-        b'h' => {
-            if k == b"auth" || k == b"basicauth" || k == b"httpauth" || k == b"proxyauth" {
-                return Some(KeyKind::Token);
-            }
-        }
-        b'r' => {
-            const CARD: &[&[u8]] = &[
-                b"cardnumber",
-                b"ccnumber",
-                b"creditcardnumber",
-                b"socialsecuritynumber",
-            ];
-            if CARD.iter().any(|s| ends(k, s)) {
-                return Some(KeyKind::Personal);
-            }
-        }
-        b'o' => {
-            if ends(k, b"cardno") {
-                return Some(KeyKind::Personal);
-            }
-        }
-        b'v' | b'c' | b'2' => {
-            if k == b"cvv" || k == b"cvc" || k == b"cvv2" || k == b"cvc2" {
-                return Some(KeyKind::Personal);
-            }
-        }
-        _ => {}
+    match *k.last()? {
+        b'd' if ends(k, b"password") || ends(k, b"passwd") || ends(k, b"pwd") => Some(Password),
+        b'd' if ends(k, b"sessionid") || ends(k, b"sessid") => Some(Token),
+        b'd' if k == b"privatekeyid" => Some(Cloud),
+        b't' if ends(k, b"secret") => Some(Password),
+        b'n' if ends(k, b"token") => (!PAGING.iter().any(|p| ends(k, p))).then_some(Token),
+        b'n' if ends(k, b"authorization") => Some(Authorization),
+        b'n' if k == b"ssn" || ends(k, b"ssn") && k.len() <= 8 => Some(Personal),
+        b'y' if ends(k, b"key") && KEY_CLOUD.iter().any(|s| ends(stem(3), s)) => Some(Cloud),
+        b'y' if ends(k, b"key") && KEY_STEMS.iter().any(|s| ends(stem(3), s)) => Some(Token),
+        b'e' if ends(k, b"passphrase") => Some(Password),
+        b'e' if ends(k, b"setcookie") => Some(SetCookie),
+        b'e' if ends(k, b"cookie") => Some(Cookie),
+        b'e' if ends(k, b"sharedaccesssignature") => Some(Cloud),
+        b'e' if ends(k, b"signature") => Some(Token),
+        b'g' if k == b"sig" => Some(Token),
+        b's' if k == b"cookies" => Some(Cookie),
+        b's' if ends(k, b"credentials") || k == b"creds" || k == b"pass" => Some(Password),
+        b'l' if ends(k, b"credential") => Some(Password),
+        b'h' if matches!(k, b"auth" | b"basicauth" | b"httpauth" | b"proxyauth") => Some(Token),
+        b'r' if CARD.iter().any(|s| ends(k, s)) => Some(Personal),
+        b'o' if ends(k, b"cardno") => Some(Personal),
+        b'v' | b'c' if matches!(k, b"cvv" | b"cvc") => Some(Personal),
+        b'd' if k == b"creditcard" => Some(Personal),
+        b'y' if k == b"socialsecurity" => Some(Personal),
+        _ => None,
     }
-    if k == b"creditcard" || k == b"socialsecurity" {
-        return Some(KeyKind::Personal);
-    }
-    None
 }
 
+/// Suffix test without a `memcmp` call (keys are short; mismatches show at
+/// the last bytes).
 #[inline]
 fn ends(k: &[u8], suffix: &[u8]) -> bool {
-    k.ends_with(suffix)
+    k.len() >= suffix.len() && k.iter().rev().zip(suffix.iter().rev()).all(|(a, b)| a == b)
+}
+
+/// Substring test without `memcmp` calls.
+#[inline]
+fn has_sub(k: &[u8], w: &[u8]) -> bool {
+    k.len() >= w.len()
+        && (0..=k.len() - w.len())
+            .any(|i| k[i] == w[0] && k[i..i + w.len()].iter().zip(w).all(|(a, b)| a == b))
 }
 
 /// The last meaningful segment of a field path such as
@@ -260,20 +204,34 @@ pub(crate) struct Hints {
     pub ssn: bool,
 }
 
+/// Secret classification and hints for a value at `path`, from one
+/// normalisation of its last segment.
+pub(crate) fn path_info(path: &str) -> (Option<KeyKind>, Hints) {
+    let seg = last_segment(path);
+    let mut buf = [0u8; 48];
+    match normalize_key(seg, &mut buf) {
+        Some(n) if n > 0 => {
+            let k = &buf[..n];
+            (classify_norm(k), Hints::from_norm(seg, k))
+        }
+        _ => (None, Hints::default()),
+    }
+}
+
 impl Hints {
     /// Hints for the field at `path`.
+    #[cfg(test)]
     pub fn from_path(path: &str) -> Hints {
-        let seg = last_segment(path);
+        path_info(path).1
+    }
+
+    /// Hints from a raw last segment and its normalised form.
+    fn from_norm(seg: &[u8], k: &[u8]) -> Hints {
         let mut h = Hints::default();
-        if seg.is_empty() {
+        if k.len() < 3 {
             return h;
         }
-        let mut buf = [0u8; 48];
-        let Some(n) = normalize_key(seg, &mut buf) else {
-            return h;
-        };
-        let k = &buf[..n];
-        let has = |w: &[u8]| k.windows(w.len()).any(|x| x == w);
+        let has = |w: &[u8]| has_sub(k, w);
         h.phone = has(b"phone") || has(b"mobile") || has(b"msisdn") || has(b"fax");
         if !h.phone {
             // Short words only as whole tokens of the raw segment.
@@ -343,6 +301,9 @@ mod tests {
             "AccountKey",
             "sig",
             "auth",
+            "password2",
+            "password_confirmation",
+            "X-Auth-Token",
         ] {
             assert!(classify_key(k.as_bytes()).is_some(), "{k}");
         }

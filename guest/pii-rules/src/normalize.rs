@@ -9,7 +9,9 @@
 //! substring (including zero-width characters inside it).
 
 use crate::Match;
-use crate::bytes::{F_EQ, F_NONASCII, F_PCT, F_PLUS, Summary, at, before, is_alnum};
+use crate::bytes::{
+    F_AMP, F_BSLASH, F_EQ, F_NONASCII, F_PCT, F_PLUS, Summary, at, before, is_alnum, starts_ic,
+};
 
 /// A normalised copy of a text with, for every output byte, the original
 /// byte range it came from.
@@ -107,6 +109,69 @@ fn pct_utf8(b: &[u8], i: usize, v: u8) -> Option<(u32, usize)> {
     Some((c, 3 * n))
 }
 
+/// An HTML character reference at `i` (`&#64;`, `&#x40;`, `&commat;`, ...):
+/// returns the code point and its length.
+fn entity_at(b: &[u8], i: usize) -> Option<(u32, usize)> {
+    if at(b, i) != b'&' {
+        return None;
+    }
+    const NAMED: &[(&[u8], u32)] = &[
+        (b"&commat;", 0x40),
+        (b"&period;", 0x2e),
+        (b"&plus;", 0x2b),
+        (b"&amp;", 0x26),
+        (b"&quot;", 0x22),
+        (b"&apos;", 0x27),
+        (b"&colon;", 0x3a),
+        (b"&lpar;", 0x28),
+        (b"&rpar;", 0x29),
+    ];
+    if at(b, i + 1) != b'#' {
+        return NAMED
+            .iter()
+            .find(|(n, _)| starts_ic(b, i, n))
+            .map(|(n, c)| (*c, n.len()));
+    }
+    let (radix, mut j) = if matches!(at(b, i + 2), b'x' | b'X') {
+        (16, i + 3)
+    } else {
+        (10, i + 2)
+    };
+    let s = j;
+    let mut v = 0u32;
+    while j - s < 6 {
+        let Some(d) = (at(b, j) as char).to_digit(radix) else {
+            break;
+        };
+        v = v * radix + d;
+        j += 1;
+    }
+    (j > s && at(b, j) == b';').then_some((v, j + 1 - i))
+}
+
+/// A `\uXXXX` escape at `i`: returns the code point.
+fn uescape_at(b: &[u8], i: usize) -> Option<u32> {
+    if at(b, i) != b'\\' || at(b, i + 1) != b'u' {
+        return None;
+    }
+    let mut v = 0u32;
+    for k in 2..6 {
+        v = v * 16 + hex_val(at(b, i + k))? as u32;
+    }
+    Some(v)
+}
+
+/// What an escaped code point becomes in the view, if anything.
+fn escaped(c: u32) -> Option<Map> {
+    if (0x20..0x7f).contains(&c) {
+        return Some(Map::Ascii(c as u8));
+    }
+    match map_char(c) {
+        Map::Keep => None,
+        m => Some(m),
+    }
+}
+
 /// Whether a `+` at `i` stands for a space (form encoding).
 #[inline]
 fn plus_is_space(b: &[u8], i: usize) -> bool {
@@ -129,6 +194,18 @@ pub(crate) fn needed(b: &[u8], sum: &Summary) -> bool {
     if sum.has(F_PLUS | F_EQ) && (0..b.len()).any(|i| b[i] == b'+' && plus_is_space(b, i)) {
         return true;
     }
+    if sum.any(F_AMP)
+        && (0..b.len())
+            .any(|i| b[i] == b'&' && entity_at(b, i).is_some_and(|(c, _)| escaped(c).is_some()))
+    {
+        return true;
+    }
+    if sum.any(F_BSLASH)
+        && (0..b.len())
+            .any(|i| b[i] == b'\\' && uescape_at(b, i).is_some_and(|c| escaped(c).is_some()))
+    {
+        return true;
+    }
     if sum.any(F_NONASCII) {
         let mut i = 0;
         while i < b.len() {
@@ -137,8 +214,22 @@ pub(crate) fn needed(b: &[u8], sum: &Summary) -> bool {
                 continue;
             }
             let (c, n) = decode(b, i);
-            if !matches!(map_char(c), Map::Keep) {
-                return true;
+            match map_char(c) {
+                Map::Keep => {}
+                // Exotic spaces and dashes matter only inside numbers; CJK
+                // punctuation and fullwidth symbols only as digits, `@`, `.`, `+`
+                // or letters.
+                Map::Ascii(b' ' | b'-') => {
+                    if before(b, i).is_ascii_digit() || at(b, i + n).is_ascii_digit() {
+                        return true;
+                    }
+                }
+                Map::Ascii(a) if (0xFF01..=0xFF5E).contains(&c) => {
+                    if a.is_ascii_alphanumeric() || matches!(a, b'@' | b'.' | b'+') {
+                        return true;
+                    }
+                }
+                _ => return true,
             }
             i += n;
         }
@@ -159,6 +250,17 @@ impl Normalized {
         while i < b.len() {
             let c = b[i];
             if c == b'%' {
+                // Double encoding: `%2540` is `%40`.
+                if let (Some(0x25), Some(h), Some(l)) =
+                    (pct_at(b, i), hex_val(at(b, i + 3)), hex_val(at(b, i + 4)))
+                {
+                    let x = h << 4 | l;
+                    if (0x20..0x7f).contains(&x) {
+                        v.push(x, i, i + 5);
+                        i += 5;
+                        continue;
+                    }
+                }
                 if let Some(x) = pct_at(b, i) {
                     if (0x20..0x7f).contains(&x) {
                         v.push(x, i, i + 3);
@@ -170,8 +272,8 @@ impl Normalized {
                             Map::Drop => {}
                             Map::Ascii(a) => v.push(a, i, i + n),
                             Map::Keep => {
-                                for k in i..i + n {
-                                    v.push(b[k], k, k + 1);
+                                for (k, &x) in b.iter().enumerate().skip(i).take(n) {
+                                    v.push(x, k, k + 1);
                                 }
                             }
                         }
@@ -181,6 +283,17 @@ impl Normalized {
                 }
                 v.push(c, i, i + 1);
                 i += 1;
+            } else if let Some((m, n)) = (c == b'&' || c == b'\\')
+                .then(|| {
+                    let (cp, n) = entity_at(b, i).or_else(|| uescape_at(b, i).map(|c| (c, 6)))?;
+                    Some((escaped(cp)?, n))
+                })
+                .flatten()
+            {
+                if let Map::Ascii(a) = m {
+                    v.push(a, i, i + n);
+                }
+                i += n;
             } else if c == b'+' && form && plus_is_space(b, i) {
                 v.push(b' ', i, i + 1);
                 i += 1;
@@ -193,8 +306,8 @@ impl Normalized {
                     Map::Drop => {}
                     Map::Ascii(a) => v.push(a, i, i + n),
                     Map::Keep => {
-                        for k in i..i + n {
-                            v.push(b[k], i, i + n);
+                        for &x in &b[i..i + n] {
+                            v.push(x, i, i + n);
                         }
                     }
                 }
@@ -245,12 +358,25 @@ mod tests {
         assert_eq!(norm("\u{1D7D9}\u{1D7F6}"), "10");
         assert_eq!(norm("a﹫b"), "a@b");
         assert_eq!(norm("x%EF%BC%A0y"), "x@y");
+        assert_eq!(norm("u%3Dtina%2540ex.com"), "u=tina@ex.com");
+        assert_eq!(norm("john&#64;ex&#x2E;com"), "john@ex.com");
+        assert_eq!(norm("john&commat;ex&period;com"), "john@ex.com");
+        assert_eq!(norm("john\\u0040ex\\u200b.com"), "john@ex.com");
         assert_eq!(norm("café 1\u{00A0}2"), "café 1 2");
     }
 
     #[test]
     fn plain_is_not_needed() {
-        for s in ["hello world", "a+b", "café", "100%", "x=1+"] {
+        for s in [
+            "hello world",
+            "a+b",
+            "café",
+            "100%",
+            "x=1+",
+            "a – b",
+            "你好，世界：",
+            "Prix : 12 €",
+        ] {
             let b = s.as_bytes();
             assert!(!needed(b, &Summary::of(b)), "{s}");
         }

@@ -7,7 +7,7 @@
 //!    char boundaries).
 
 use crate::bytes::{Summary, starts_ic};
-use crate::keys::{Hints, KeyKind, classify_key, last_segment};
+use crate::keys::{Hints, KeyKind, path_info};
 use crate::normalize::{self, Normalized};
 use crate::rule::{Rule, RuleSet};
 use crate::{FieldContext, Match, rules};
@@ -61,19 +61,17 @@ impl Scanner {
         if text.is_empty() || self.rules.is_empty() {
             return;
         }
-        if !ctx.is_key && self.rules.contains(Rule::SecretValue) {
-            if let Some(kind) = classify_key(last_segment(ctx.path)) {
-                if let Some(m) = whole_value(kind, text) {
-                    out.push(m);
-                }
-                return;
-            }
-        }
-        let hints = if ctx.is_key {
-            Hints::default()
+        let (kind, hints) = if ctx.is_key {
+            (None, Hints::default())
         } else {
-            Hints::from_path(ctx.path)
+            path_info(ctx.path)
         };
+        if let Some(kind) = kind.filter(|_| self.rules.contains(Rule::SecretValue)) {
+            if let Some(m) = whole_value(kind, text) {
+                out.push(m);
+            }
+            return;
+        }
         let b = text.as_bytes();
         let sum = Summary::of(b);
         let cx = Cx {

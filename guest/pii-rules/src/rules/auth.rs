@@ -8,10 +8,10 @@
 //! base64 that decodes to `user:pass` (or an `Authorization` header), and
 //! `Token` needs an `Authorization` header or a long random-looking value.
 
-use super::push;
-use crate::Match;
-use crate::bytes::{any_word_in, at, before, ends_ic, is_alnum, run_len, starts_ic};
-use crate::rule::Rule;
+#[cfg(test)]
+use {super::push, crate::Match, crate::bytes::before, crate::rule::Rule};
+
+use crate::bytes::{Words, any_word_in, at, is_alnum, run_len, starts_ic};
 
 #[inline]
 fn token68(c: u8) -> bool {
@@ -60,9 +60,8 @@ fn decodes_to_userpass(s: &[u8]) -> bool {
 }
 
 fn authorization_near(b: &[u8], s: usize) -> bool {
-    any_word_in(b, s.saturating_sub(32), s, |w| {
-        w == b"authorization" || w == b"auth" || w == b"authenticate"
-    })
+    static AUTH: Words<3> = Words::new([b"authorization", b"auth", b"authenticate"]);
+    any_word_in(b, s.saturating_sub(32), s, |w| AUTH.has(w))
 }
 
 /// The credential after scheme `scheme` whose first byte is at `c`.
@@ -130,40 +129,39 @@ fn credential(b: &[u8], scheme: &[u8], c: usize) -> Option<usize> {
 }
 
 /// Find auth-scheme credentials.
+/// The credential after a scheme word starting at word start `i`
+/// (`Bearer x`): returns (credential start, end).
+#[inline]
+pub(crate) fn at_word(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    let scheme: &[u8] = match b[i] | 0x20 {
+        b'b' if starts_ic(b, i, b"bearer ") => b"bearer",
+        b'b' if starts_ic(b, i, b"basic ") => b"basic",
+        b't' if starts_ic(b, i, b"token ") => b"token",
+        b'd' if starts_ic(b, i, b"digest ") => b"digest",
+        _ => return None,
+    };
+    let sp = i + scheme.len();
+    let mut c = sp;
+    while c < b.len() && b[c] == b' ' && c - sp < 3 {
+        c += 1;
+    }
+    credential(b, scheme, c).map(|e| (c, e))
+}
+
+/// Find auth-scheme credentials (whole-text driver, used by tests).
+#[cfg(test)]
 pub(crate) fn scan(b: &[u8], out: &mut Vec<Match>) {
-    let n = b.len();
-    let mut i = 5;
-    while i < n {
-        if b[i] != b' ' {
-            i += 1;
+    let mut i = 0;
+    while i < b.len() {
+        if !is_alnum(before(b, i))
+            && before(b, i) != b'_'
+            && let Some((c, e)) = at_word(b, i)
+        {
+            push(out, c, e, Rule::BearerToken);
+            i = e;
             continue;
         }
-        let scheme: &[u8] = match b[i - 1] | 0x20 {
-            b'r' if ends_ic(b, i, b"bearer") => b"bearer",
-            b'c' if ends_ic(b, i, b"basic") => b"basic",
-            b'n' if ends_ic(b, i, b"token") => b"token",
-            b't' if ends_ic(b, i, b"digest") => b"digest",
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        let ws = i - scheme.len();
-        if is_alnum(before(b, ws)) || before(b, ws) == b'_' {
-            i += 1;
-            continue;
-        }
-        let mut c = i;
-        while c < n && b[c] == b' ' && c - i < 3 {
-            c += 1;
-        }
-        match credential(b, scheme, c) {
-            Some(e) => {
-                push(out, c, e, Rule::BearerToken);
-                i = e;
-            }
-            None => i += 1,
-        }
+        i += 1;
     }
 }
 

@@ -46,7 +46,7 @@ pub(crate) fn luhn(d: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn left_ok(b: &[u8], i: usize) -> bool {
@@ -54,15 +54,20 @@ fn left_ok(b: &[u8], i: usize) -> bool {
     if is_alnum(p) || p == b'_' {
         return false;
     }
-    !(matches!(p, b'-' | b'.' | b'/' | b',' | b'+') && i >= 2 && is_alnum(b[i - 2]))
+    !(matches!(p, b'-' | b'.' | b'/' | b'+') && i >= 2 && is_alnum(b[i - 2])
+        || p == b',' && i >= 2 && b[i - 2].is_ascii_digit())
 }
 
 fn right_ok(b: &[u8], e: usize) -> bool {
     let n = at(b, e);
-    !(is_alnum(n) || n == b'_' || matches!(n, b'-' | b'.' | b'/' | b',') && is_alnum(at(b, e + 1)))
+    !(is_alnum(n)
+        || n == b'_'
+        || matches!(n, b'-' | b'.' | b'/') && is_alnum(at(b, e + 1))
+        || n == b',' && at(b, e + 1).is_ascii_digit())
 }
 
 /// Find card numbers.
+#[inline(never)]
 pub(crate) fn scan(b: &[u8], out: &mut Vec<Match>) {
     let n = b.len();
     let mut i = 0;

@@ -167,6 +167,7 @@ fn email_at(b: &[u8], a: usize) -> Option<(usize, usize)> {
 }
 
 /// Find literal-`@` email addresses.
+#[inline(never)]
 pub(crate) fn scan(b: &[u8], out: &mut Vec<Match>) {
     let mut i = 0;
     while let Some(p) = b[i..].iter().position(|&c| c == b'@') {

@@ -8,11 +8,11 @@
 //! domain label, so "look at the dot matrix" stays untouched; a bare ` at `
 //! with literal dots also needs an address-like local part (`john.doe`).
 
+#[cfg(test)]
+use {super::push, crate::Match, crate::rule::Rule};
+
 use super::email::{is_local, tld_ok};
-use super::push;
-use crate::Match;
-use crate::bytes::{at, before, is_alnum, is_known_tld, starts_ic};
-use crate::rule::Rule;
+use crate::bytes::{Words, any_word_in, at, before, is_alnum, is_known_tld, starts_ic};
 
 #[inline]
 fn is_open(c: u8) -> bool {
@@ -70,7 +70,7 @@ fn token_at(b: &[u8], i: usize, word: &[u8], sym: u8) -> Option<(usize, Tok)> {
         }
         return Some((skip_spaces(b, k + 1, 2), Tok::Bracket));
     }
-    if sym == b'@' && at(b, j) == b'@' && j > i {
+    if at(b, j) == sym && j > i {
         let k = skip_spaces(b, j + 1, 2);
         return (k > j + 1).then_some((k, Tok::Spaced));
     }
@@ -111,7 +111,7 @@ fn dot_token_before(b: &[u8], e: usize) -> Option<(usize, bool)> {
     None
 }
 
-const LOCAL_STOP: &[&[u8]] = &[
+static LOCAL_STOP: Words<75> = Words::new([
     b"a",
     b"an",
     b"the",
@@ -187,9 +187,9 @@ const LOCAL_STOP: &[&[u8]] = &[
     b"fast",
     b"slow",
     b"peak",
-];
+]);
 
-const DOMAIN_STOP: &[&[u8]] = &[
+static DOMAIN_STOP: Words<47> = Words::new([
     b"a",
     b"an",
     b"the",
@@ -237,10 +237,14 @@ const DOMAIN_STOP: &[&[u8]] = &[
     b"index",
     b"step",
     b"level",
-];
+]);
 
-fn stop(list: &[&[u8]], w: &[u8]) -> bool {
-    w.len() <= 10 && list.iter().any(|s| s.eq_ignore_ascii_case(w))
+static MAIL_WORDS: Words<7> = Words::new([
+    b"email", b"mail", b"emails", b"contact", b"reach", b"write", b"address",
+]);
+
+fn stop<const N: usize>(list: &Words<N>, w: &[u8]) -> bool {
+    list.has_word(w)
 }
 
 /// Try an obfuscated address whose at-token starts at `t0` (its leading
@@ -325,10 +329,15 @@ fn try_at(b: &[u8], t0: usize, t1: usize, kind: Tok) -> Option<(usize, usize)> {
         for (d, c) in low.iter_mut().zip(tld) {
             *d = c.to_ascii_lowercase();
         }
-        if !is_known_tld(&low[..n]) || stop(LOCAL_STOP, local) || stop(DOMAIN_STOP, first) {
+        if !is_known_tld(&low[..n]) || stop(&LOCAL_STOP, local) || stop(&DOMAIN_STOP, first) {
             return None;
         }
-        if at_word && !spelled_dot && local.iter().all(u8::is_ascii_alphabetic) {
+        // `jane at example.org` reads like prose unless a mail word is near.
+        if at_word
+            && !spelled_dot
+            && local.iter().all(u8::is_ascii_alphabetic)
+            && !any_word_in(b, s.saturating_sub(32), s, |w| MAIL_WORDS.has(w))
+        {
             return None;
         }
     }
@@ -336,34 +345,38 @@ fn try_at(b: &[u8], t0: usize, t1: usize, kind: Tok) -> Option<(usize, usize)> {
 }
 
 /// Find spelled-out / spaced e-mail addresses.
+/// An obfuscated address whose at-token contains position `i` (the `a` of
+/// `at`, or a spaced `@`): returns (start, end).
+#[inline]
+pub(crate) fn at_token(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    let c = b[i];
+    let prev = before(b, i);
+    let hit = if c == b'@' {
+        prev == b' ' || at(b, i + 1) == b' '
+    } else {
+        (c | 0x20 == b'a') && (prev == b' ' || is_open(prev)) && at(b, i + 1) | 0x20 == b't'
+    };
+    if !hit {
+        return None;
+    }
+    // Find where the token starts: the end of the local part.
+    let mut t0 = i;
+    while t0 > 0 && i - t0 < 3 && (b[t0 - 1] == b' ' || is_open(b[t0 - 1])) {
+        t0 -= 1;
+    }
+    if t0 == i || t0 == 0 || !is_local(b[t0 - 1]) {
+        return None;
+    }
+    let (t1, kind) = token_at(b, t0, b"at", b'@')?;
+    try_at(b, t0, t1, kind)
+}
+
+/// Find spelled-out / spaced e-mail addresses (whole-text driver, used by tests).
+#[cfg(test)]
 pub(crate) fn scan(b: &[u8], out: &mut Vec<Match>) {
-    let n = b.len();
     let mut i = 1;
-    while i + 2 < n {
-        let c = b[i];
-        let hit = match c {
-            b'a' | b'A' => matches!(b[i + 1], b't' | b'T'),
-            b'@' => b[i - 1] == b' ' || b[i + 1] == b' ',
-            _ => false,
-        };
-        if !hit {
-            i += 1;
-            continue;
-        }
-        // Find where the token starts: the end of the local part.
-        let mut t0 = i;
-        while t0 > 0 && i - t0 < 3 && (b[t0 - 1] == b' ' || is_open(b[t0 - 1])) {
-            t0 -= 1;
-        }
-        if t0 == i || t0 == 0 || !is_local(b[t0 - 1]) {
-            i += 1;
-            continue;
-        }
-        let Some((t1, kind)) = token_at(b, t0, b"at", b'@') else {
-            i += 1;
-            continue;
-        };
-        if let Some((s, e)) = try_at(b, t0, t1, kind) {
+    while i < b.len() {
+        if let Some((s, e)) = at_token(b, i) {
             push(out, s, e, Rule::Email);
             i = e;
         } else {
@@ -413,6 +426,8 @@ mod tests {
             ),
             ("john @ example.com", "john @ example.com"),
             ("john[at]example[.]com", "john[at]example[.]com"),
+            ("write to john @ example . com", "john @ example . com"),
+            ("email me: jane at example.org", "jane at example.org"),
         ] {
             assert_eq!(found(t), [want], "{t}");
         }

@@ -4,10 +4,10 @@
 //! length must match the country's registered length and the mod-97
 //! checksum must be 1.
 
-use super::push;
-use crate::Match;
-use crate::bytes::{at, before, is_alnum};
-use crate::rule::Rule;
+#[cfg(test)]
+use {super::push, crate::Match, crate::bytes::before, crate::rule::Rule};
+
+use crate::bytes::{at, is_alnum};
 
 /// Registered IBAN length for a country code (uppercase), or 0.
 fn iban_len(c: [u8; 2]) -> usize {
@@ -48,55 +48,56 @@ fn mod97(chars: &[u8]) -> u32 {
 }
 
 /// Find IBANs.
-pub(crate) fn scan(b: &[u8], out: &mut Vec<Match>) {
+/// The IBAN starting at word start `i`, if any: returns its end.
+#[inline]
+pub(crate) fn at_word(b: &[u8], i: usize) -> Option<usize> {
     let n = b.len();
-    let mut i = 0;
-    while i + 15 <= n {
-        let c0 = b[i];
-        if !c0.is_ascii_alphabetic()
-            || !b[i + 1].is_ascii_alphabetic()
-            || !b[i + 2].is_ascii_digit()
-            || !b[i + 3].is_ascii_digit()
-            || is_alnum(before(b, i))
-        {
-            i += 1;
-            continue;
-        }
-        let cc = [c0.to_ascii_uppercase(), b[i + 1].to_ascii_uppercase()];
-        let len = iban_len(cc);
-        if len == 0 {
-            i += 1;
-            continue;
-        }
-        let mut chars = [0u8; 34];
-        let mut k = 0;
-        let mut j = i;
-        let mut spaced = false;
-        while k < len && j < n {
-            let c = b[j];
-            if is_alnum(c) {
-                chars[k] = c.to_ascii_uppercase();
-                k += 1;
-                j += 1;
-            } else if c == b' '
-                && k % 4 == 0
-                && k > 0
-                && is_alnum(at(b, j + 1))
-                && (spaced || k == 4)
-            {
-                spaced = true;
-                j += 1;
-            } else {
-                break;
-            }
-        }
-        let nx = at(b, j);
-        if k == len && !is_alnum(nx) && nx != b'_' && mod97(&chars[..len]) == 1 {
-            push(out, i, j, Rule::Iban);
-            i = j;
+    if i + 15 > n
+        || !b[i].is_ascii_alphabetic()
+        || !b[i + 1].is_ascii_alphabetic()
+        || !b[i + 2].is_ascii_digit()
+        || !b[i + 3].is_ascii_digit()
+    {
+        return None;
+    }
+    let len = iban_len([b[i].to_ascii_uppercase(), b[i + 1].to_ascii_uppercase()]);
+    if len == 0 {
+        return None;
+    }
+    let mut chars = [0u8; 34];
+    let mut k = 0;
+    let mut j = i;
+    let mut spaced = false;
+    while k < len && j < n {
+        let c = b[j];
+        if is_alnum(c) {
+            chars[k] = c.to_ascii_uppercase();
+            k += 1;
+            j += 1;
+        } else if c == b' ' && k % 4 == 0 && k > 0 && is_alnum(at(b, j + 1)) && (spaced || k == 4) {
+            spaced = true;
+            j += 1;
         } else {
-            i += 1;
+            break;
         }
+    }
+    let nx = at(b, j);
+    (k == len && !is_alnum(nx) && nx != b'_' && mod97(&chars[..len]) == 1).then_some(j)
+}
+
+/// Find IBANs (whole-text driver, used by tests).
+#[cfg(test)]
+pub(crate) fn scan(b: &[u8], out: &mut Vec<Match>) {
+    let mut i = 0;
+    while i < b.len() {
+        if !is_alnum(before(b, i))
+            && let Some(e) = at_word(b, i)
+        {
+            push(out, i, e, Rule::Iban);
+            i = e;
+            continue;
+        }
+        i += 1;
     }
 }
 

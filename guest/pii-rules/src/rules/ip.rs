@@ -11,7 +11,7 @@
 
 use super::push;
 use crate::Match;
-use crate::bytes::{at, before, is_alnum};
+use crate::bytes::{Words, at, before, ends_ic, is_alnum};
 use crate::rule::Rule;
 use core::net::Ipv6Addr;
 use core::str::FromStr;
@@ -30,13 +30,7 @@ fn version_word_before(b: &[u8], i: usize) -> bool {
     if k == e {
         return false;
     }
-    let mut w = [0u8; 24];
-    let n = e - k;
-    for (d, c) in w.iter_mut().zip(&b[k..e]) {
-        *d = c.to_ascii_lowercase();
-    }
-    let w = &w[..n];
-    const WORDS: &[&[u8]] = &[
+    static WORDS: Words<31> = Words::new([
         b"v",
         b"ver",
         b"vsn",
@@ -68,11 +62,28 @@ fn version_word_before(b: &[u8], i: usize) -> bool {
         b"openssl",
         b"nginx",
         b"apache",
-    ];
-    w.ends_with(b"version") || WORDS.contains(&w)
+    ]);
+    let w = &b[k..e];
+    ends_ic(w, w.len(), b"version") || WORDS.has_word(w)
+}
+
+/// Loopback, unspecified and broadcast addresses and netmasks identify no one.
+fn non_personal_v4(s: &[u8]) -> bool {
+    if s.starts_with(b"127.") || s == b"0.0.0.0" {
+        return true;
+    }
+    // Netmasks: 255.255.255.0, 255.255.240.0, ...
+    s.starts_with(b"255.")
+        && s.split(|&c| c == b'.').all(|o| {
+            matches!(
+                o,
+                b"0" | b"128" | b"192" | b"224" | b"240" | b"248" | b"252" | b"254" | b"255"
+            )
+        })
 }
 
 /// Find IPv4 addresses.
+#[inline(never)]
 pub(crate) fn scan_v4(b: &[u8], out: &mut Vec<Match>) {
     let n = b.len();
     let mut i = 0;
@@ -118,7 +129,9 @@ pub(crate) fn scan_v4(b: &[u8], out: &mut Vec<Match>) {
         if is_alnum(nx) || nx == b'_' {
             continue;
         }
-        if version_word_before(b, s) {
+        // A network address in CIDR notation (`10.96.0.0/12`) is a range.
+        let network = b[i - 2..i] == *b".0" && nx == b'/' && at(b, i + 1).is_ascii_digit();
+        if network || version_word_before(b, s) || non_personal_v4(&b[s..i]) {
             continue;
         }
         push(out, s, i, Rule::Ipv4);
@@ -142,14 +155,18 @@ fn valid_v6(s: &[u8]) -> bool {
     }
     let mut groups = 0;
     let mut long = false;
+    let mut digit = false;
     for g in txt.split(':').filter(|g| !g.is_empty()) {
         groups += 1;
         long |= g.len() >= 3 || g.contains('.');
+        digit |= g.bytes().any(|c| c.is_ascii_digit());
     }
-    groups >= 2 && long
+    // `beef::cafe`, `dead::beef` read as words, not addresses.
+    groups >= 2 && long && (digit || groups > 2)
 }
 
 /// Find IPv6 addresses.
+#[inline(never)]
 pub(crate) fn scan_v6(b: &[u8], out: &mut Vec<Match>) {
     let n = b.len();
     let mut i = 0;
@@ -170,7 +187,7 @@ pub(crate) fn scan_v6(b: &[u8], out: &mut Vec<Match>) {
             colons += (b[j] == b':') as u32;
             j += 1;
         }
-        if colons < 2 || is_alnum(at(b, j)) || matches!(at(b, j), b'_' | b'-') {
+        if colons < 2 || is_alnum(at(b, j)) || matches!(at(b, j), b'_' | b'-' | b'(') {
             i = j.max(i + 1);
             continue;
         }
@@ -181,7 +198,9 @@ pub(crate) fn scan_v6(b: &[u8], out: &mut Vec<Match>) {
         if e > i + 2 && b[e - 1] == b':' && b[e - 2] != b':' {
             e -= 1;
         }
-        if valid_v6(&b[i..e]) {
+        // A prefix (`2001:db8::/32`) is a range, not an address.
+        let prefix = b[..e].ends_with(b"::") && at(b, e) == b'/';
+        if !prefix && valid_v6(&b[i..e]) {
             push(out, i, e, Rule::Ipv6);
         }
         i = j.max(i + 1);
@@ -207,7 +226,7 @@ mod tests {
     #[test]
     fn ipv4() {
         assert_eq!(v4("from 192.0.2.10:443."), ["192.0.2.10"]);
-        assert_eq!(v4("http://10.0.0.1/x 0.0.0.0"), ["10.0.0.1", "0.0.0.0"]);
+        assert_eq!(v4("http://10.0.0.1/x 0.0.0.0"), ["10.0.0.1"]);
         assert_eq!(
             v4("ip=203.0.113.7,198.51.100.2"),
             ["203.0.113.7", "198.51.100.2"]
@@ -224,6 +243,10 @@ mod tests {
             "AssemblyVersion(\"1.0.0.0\")",
             "a1.2.3.4",
             "1.3.6.1.4.1.311",
+            "bind 0.0.0.0:80",
+            "127.0.0.1:8080",
+            "netmask 255.255.255.0",
+            "service cidr 10.96.0.0/12",
         ] {
             assert!(v4(t).is_empty(), "{t}");
         }
@@ -252,6 +275,8 @@ mod tests {
             "00:1a:2b:3c:4d:5e",
             "2024-01-15T10:30:00Z",
             "ab::cd",
+            "call beef::cafe() now",
+            "127.0.0.1",
         ] {
             assert!(v6(t).is_empty(), "{t}: {:?}", v6(t));
         }

@@ -150,7 +150,8 @@ const AUTH_METHODS: &[&[u8]] = &[
 fn placeholder(v: &[u8]) -> bool {
     v.is_empty()
         || eq_any(v, PLACEHOLDERS)
-        || matches!(v[0], b'$' | b'{' | b'%')
+        || matches!(v[0], b'$' | b'{' | b'%' | b'[' | b'(' | b'<')
+        || v.iter().filter(|&&c| c == b'*').count() >= 3
         || v.len() >= 3
             && v.iter()
                 .all(|&c| matches!(c, b'*' | b'x' | b'X' | b'#' | b'.'))
@@ -212,6 +213,10 @@ fn cookies(b: &[u8], s: usize, e: usize, first_only: bool, out: &mut Vec<Match>)
 /// consumed value.
 fn pair(b: &[u8], p: usize, cx: &Cx, out: &mut Vec<Match>) -> Option<usize> {
     let sep = b[p];
+    // `password 'x'`: a space separator only before a quoted value.
+    if sep == b' ' && !matches!(at(b, p + 1), b'"' | b'\'') {
+        return None;
+    }
     if sep == b':'
         && (at(b, p + 1) == b':'
             || before(b, p) == b':'
@@ -221,7 +226,7 @@ fn pair(b: &[u8], p: usize, cx: &Cx, out: &mut Vec<Match>) -> Option<usize> {
     }
     // Key, backwards.
     let mut k = p;
-    while k > 0 && b[k - 1] == b' ' && p - k < 2 {
+    while sep != b' ' && k > 0 && b[k - 1] == b' ' && p - k < 2 {
         k -= 1;
     }
     let mut key_quoted = false;
@@ -232,14 +237,22 @@ fn pair(b: &[u8], p: usize, cx: &Cx, out: &mut Vec<Match>) -> Option<usize> {
             k -= 1;
         }
     }
+    // Form arrays: `user[password]=x`.
+    let bracketed = !key_quoted && before(b, k) == b']';
+    if bracketed {
+        k -= 1;
+    }
     let ke = k;
     while k > 0 && ke - k < 64 && key_char(b[k - 1]) {
         k -= 1;
     }
-    if k == ke || key_char(before(b, k)) {
+    if k == ke || key_char(before(b, k)) || bracketed && before(b, k) != b'[' {
         return None;
     }
     let kind = classify_key(&b[k..ke])?;
+    if sep == b' ' && !matches!(kind, KeyKind::Password | KeyKind::Token | KeyKind::Cloud) {
+        return None;
+    }
     let rule = match kind {
         KeyKind::Authorization => Rule::BearerToken,
         other => other.rule(),
@@ -310,20 +323,30 @@ fn pair(b: &[u8], p: usize, cx: &Cx, out: &mut Vec<Match>) -> Option<usize> {
         }
     }
     let mut s = vs;
+    let mut scheme = false;
     if kind == KeyKind::Authorization {
         const SCHEMES: &[&[u8]] = &[
-            b"bearer ",
-            b"basic ",
-            b"token ",
-            b"digest ",
-            b"negotiate ",
-            b"ntlm ",
-            b"apikey ",
+            b"bearer",
+            b"basic",
+            b"token",
+            b"digest",
+            b"negotiate",
+            b"ntlm",
+            b"apikey",
         ];
-        if let Some(sc) = SCHEMES.iter().find(|sc| starts_ic(b, s, sc)) {
+        let space = |i: usize| match at(b, i) {
+            b' ' | b'+' => 1,
+            b'%' if at(b, i + 1) == b'2' && at(b, i + 2) == b'0' => 3,
+            _ => 0,
+        };
+        if let Some(sc) = SCHEMES
+            .iter()
+            .find(|sc| starts_ic(b, s, sc) && space(s + sc.len()) > 0)
+        {
             s += sc.len();
-            while s < ve && b[s] == b' ' {
-                s += 1;
+            scheme = true;
+            while s < b.len() && space(s) > 0 {
+                s += space(s);
             }
             if quote == 0 {
                 ve = scan_unquoted(b, s, kind);
@@ -334,14 +357,22 @@ fn pair(b: &[u8], p: usize, cx: &Cx, out: &mut Vec<Match>) -> Option<usize> {
     if placeholder(val) || val.starts_with(b"-----BEGIN") {
         return Some(ve);
     }
-    if quote == 0 && sep == b':' && !key_quoted {
+    if sep == b' ' && val.iter().all(u8::is_ascii_lowercase) {
+        return None;
+    }
+    if quote == 0 && sep == b':' && !key_quoted && !scheme {
         let mut w = [0u8; 16];
         let lw = val.len().min(16);
         for (d, c) in w.iter_mut().zip(val) {
             *d = c.to_ascii_lowercase();
         }
         let secretish = val.len() >= 6 || val.iter().any(|c| !c.is_ascii_lowercase());
-        if eq_any(&w[..lw], PROSE) || !secretish {
+        // `credentials: passwd=x` — the value is itself a pair.
+        let pair_inside = val
+            .iter()
+            .rposition(|&c| c == b'=')
+            .is_some_and(|q| val[..q].iter().any(|&c| c != b'='));
+        if eq_any(&w[..lw], PROSE) || !secretish || pair_inside {
             return None;
         }
     }
@@ -370,18 +401,28 @@ fn scan_unquoted(b: &[u8], vs: usize, kind: KeyKind) -> usize {
 }
 
 /// Find secret key/value pairs.
+#[inline(never)]
 pub(crate) fn scan(b: &[u8], cx: &Cx, out: &mut Vec<Match>) {
-    let n = b.len();
     let mut i = 1;
-    while i < n {
-        let c = b[i];
-        if c != b'=' && c != b':' {
-            i += 1;
-            continue;
+    while i < b.len() {
+        let Some(p) = b[i..]
+            .iter()
+            .position(|&c| matches!(c, b'=' | b':' | b'"' | b'\''))
+        else {
+            return;
+        };
+        let mut j = i + p;
+        if matches!(b[j], b'"' | b'\'') {
+            // `password 'x'`: try the space before the quote.
+            if b[j - 1] != b' ' {
+                i = j + 1;
+                continue;
+            }
+            j -= 1;
         }
-        match pair(b, i, cx, out) {
-            Some(e) if e > i => i = e,
-            _ => i += 1,
+        match pair(b, j, cx, out) {
+            Some(e) if e > j => i = e.max(i + p + 1),
+            _ => i = i + p + 1,
         }
     }
 }
@@ -446,6 +487,11 @@ mod tests {
             ("password: hunter2", &["hunter2"]),
             ("Authorization: Bearer abc.def.ghi", &["abc.def.ghi"]),
             ("--password=swordfish", &["swordfish"]),
+            ("retry with password 'P@ssw0rd' now", &["P@ssw0rd"]),
+            ("Invalid credentials: passwd=qwerty123 x", &["qwerty123"]),
+            ("Authorization: Bearer%20q8Zr4TmN2pLx7", &["q8Zr4TmN2pLx7"]),
+            ("user[email]=a&user[password]=Secr3t!&x=1", &["Secr3t!"]),
+            ("Authorization: Bearer abc", &["abc"]),
         ];
         for (t, want) in cases {
             assert_eq!(found(t), *want, "{t}");
@@ -467,6 +513,9 @@ mod tests {
             "password=",
             "max_tokens=1500",
             "token=42",
+            "token: [REDACTED]",
+            "ssn: ***-**-6789",
+            "the password \"field\" is",
         ] {
             assert!(found(t).is_empty(), "{t}: {:?}", found(t));
         }

@@ -10,6 +10,8 @@
 //! - `kv` — values of secret-ish `key=value` / `key: value` / JSON pairs,
 //!   cookies.
 //! - `url` — userinfo in URLs and DSNs; `pem` — private key blocks.
+//! - `words` — the single word-start pass that drives `tokens`, `auth`,
+//!   `email_obf` and `iban`.
 //!
 //! Every scanner appends candidate matches (possibly overlapping) to the
 //! output vector; the scanner pipeline merges them.
@@ -26,9 +28,10 @@ mod phone;
 mod ssn;
 mod tokens;
 mod url;
+mod words;
 
 use crate::Match;
-use crate::bytes::{F_AT, F_COLON, F_DASH, F_DOT, F_EQ, F_LOWER, F_SPACE, F_UPPER};
+use crate::bytes::{F_AT, F_COLON, F_DASH, F_EQ, F_LOWER, F_QUOTE, F_SPACE, F_UPPER, digit_run};
 use crate::rule::Rule;
 use crate::scanner::Cx;
 
@@ -50,36 +53,29 @@ pub(crate) fn scan_all(b: &[u8], cx: &Cx, out: &mut Vec<Match>) {
             url::scan_dsn_at(b, out);
         }
     }
-    if cx.on(Rule::Email) && letters && b.len() >= 10 {
-        email_obf::scan(b, out);
-    }
+    // Digit rules need a long enough run of digits and separators.
     if s.digits >= 7 {
-        if cx.on(Rule::Phone) {
+        let run = digit_run(b);
+        if run >= 7 && cx.on(Rule::Phone) {
             phone::scan(b, cx, out);
         }
-        if s.digits >= 13 && cx.on(Rule::CreditCard) {
+        if run >= 13 && cx.on(Rule::CreditCard) {
             card::scan(b, out);
         }
-        if s.digits >= 9 && cx.on(Rule::UsSsn) {
+        if run >= 9 && cx.on(Rule::UsSsn) {
             ssn::scan(b, cx, out);
         }
     }
-    if s.digits >= 4 && s.any(F_DOT) && cx.on(Rule::Ipv4) {
+    if s.digits >= 4 && s.dots >= 3 && cx.on(Rule::Ipv4) {
         ip::scan_v4(b, out);
     }
-    if s.any(F_COLON) && cx.on(Rule::Ipv6) {
+    if s.colons >= 2 && cx.on(Rule::Ipv6) {
         ip::scan_v6(b, out);
     }
-    if s.digits >= 6 && letters && b.len() >= 15 && cx.on(Rule::Iban) {
-        iban::scan(b, out);
+    if letters {
+        words::scan(b, cx, out);
     }
-    if letters && b.len() >= 16 {
-        tokens::scan(b, cx, out);
-    }
-    if letters && s.any(F_SPACE) && b.len() >= 10 && cx.on(Rule::BearerToken) {
-        auth::scan(b, out);
-    }
-    if letters && s.any(F_EQ | F_COLON) {
+    if letters && (s.any(F_EQ | F_COLON) || s.has(F_SPACE | F_QUOTE)) {
         kv::scan(b, cx, out);
     }
     if s.any(F_COLON) && cx.on(Rule::UrlCredential) {

@@ -10,6 +10,7 @@ use crate::bytes::{before, find};
 use crate::rule::Rule;
 
 /// Find private key blocks.
+#[inline(never)]
 pub(crate) fn scan(b: &[u8], out: &mut Vec<Match>) {
     let mut i = 0;
     while let Some(p) = find(b, i, b"-----BEGIN ") {

@@ -14,7 +14,7 @@
 
 use super::push;
 use crate::Match;
-use crate::bytes::{any_word_in, at, before, is_alnum};
+use crate::bytes::{Words, any_word_in, at, before, find, is_alnum, pack};
 use crate::rule::Rule;
 use crate::scanner::Cx;
 
@@ -37,8 +37,9 @@ impl Group {
     }
 }
 
-fn is_phone_word(w: &[u8]) -> bool {
-    const WORDS: &[&[u8]] = &[
+/// Keyword strength: 2 for phone words, 1 for "call"-like verbs, 0 otherwise.
+fn phone_word(w: u128) -> u8 {
+    static STRONG: Words<24> = Words::new([
         b"phone",
         b"phones",
         b"tel",
@@ -46,15 +47,13 @@ fn is_phone_word(w: &[u8]) -> bool {
         b"telefon",
         b"telefono",
         b"telefone",
+        b"telefonnummer",
         b"mobile",
         b"mobil",
         b"mob",
         b"cell",
         b"cellphone",
         b"fax",
-        b"call",
-        b"called",
-        b"calling",
         b"whatsapp",
         b"ph",
         b"sms",
@@ -62,11 +61,153 @@ fn is_phone_word(w: &[u8]) -> bool {
         b"handy",
         b"tlf",
         b"tfn",
-        b"dial",
-        b"dialed",
         b"callback",
+        b"phoneno",
+        b"tele",
+    ]);
+    static WEAK: Words<9> = Words::new([
+        b"call", b"called", b"calling", b"dial", b"dialed", b"ring", b"text", b"contact", b"reach",
+    ]);
+    if STRONG.has(w) || w >> 40 != 0 && contains_phone(w) {
+        2
+    } else if WEAK.has(w) {
+        1
+    } else {
+        0
+    }
+}
+
+/// Whether a packed word contains "phone" (`cellphone`, `homephone`).
+fn contains_phone(w: u128) -> bool {
+    const PHONE: u128 = pack(b"phone");
+    (0..12).any(|k| (w >> (8 * k)) & 0xff_ffff_ffff == PHONE)
+}
+
+/// Strongest phone keyword in `b[lo..hi]`.
+fn phone_words_in(b: &[u8], lo: usize, hi: usize) -> u8 {
+    let mut best = 0;
+    any_word_in(b, lo, hi, |w| {
+        best = best.max(phone_word(w));
+        best == 2
+    });
+    best
+}
+
+/// A phone keyword right before `b[s..]` (separated only by punctuation and
+/// filler words such as "number", "is", "me at") or right after `b[..e]`.
+/// Undelimited digit runs need this tight evidence.
+fn tight_phone_word(b: &[u8], s: usize, e: usize) -> u8 {
+    static FILLER: Words<48> = Words::new([
+        b"number",
+        b"numbers",
+        b"no",
+        b"nr",
+        b"num",
+        b"is",
+        b"at",
+        b"me",
+        b"us",
+        b"on",
+        b"to",
+        b"via",
+        b"from",
+        b"the",
+        b"my",
+        b"our",
+        b"his",
+        b"her",
+        b"your",
+        b"their",
+        b"nummer",
+        b"numero",
+        b"de",
+        b"du",
+        b"di",
+        b"mit",
+        b"unter",
+        b"was",
+        b"please",
+        b"or",
+        b"and",
+        b"primary",
+        b"home",
+        b"work",
+        b"office",
+        b"main",
+        b"personal",
+        b"alt",
+        b"new",
+        b"old",
+        b"updated",
+        b"changed",
+        b"customer",
+        b"user",
+        b"a",
+        b"an",
+        b"id",
+        b"contact",
+    ]);
+    let mut k = s;
+    for _ in 0..5 {
+        let mut skipped = 0;
+        while k > 0 && !b[k - 1].is_ascii_alphanumeric() && b[k - 1] != b'\n' && skipped < 6 {
+            k -= 1;
+            skipped += 1;
+        }
+        if k == 0 || !b[k - 1].is_ascii_alphabetic() {
+            break;
+        }
+        let we = k;
+        while k > 0 && b[k - 1].is_ascii_alphabetic() {
+            k -= 1;
+        }
+        let w = pack(&b[k..we]);
+        let st = phone_word(w);
+        if st > 0 {
+            return st;
+        }
+        if !FILLER.has(w) {
+            break;
+        }
+    }
+    // `4155552671 (mobile)`
+    let mut k = e;
+    while k < b.len() && matches!(b[k], b' ' | b'(' | b'[' | b',' | b'-' | b':') && k - e < 4 {
+        k += 1;
+    }
+    let ws = k;
+    while k < b.len() && b[k].is_ascii_alphabetic() {
+        k += 1;
+    }
+    phone_word(pack(&b[ws..k]))
+}
+
+/// Phone keywords in other scripts, matched as substrings of the window.
+fn non_ascii_phone_word(b: &[u8], lo: usize, hi: usize) -> bool {
+    const WORDS: &[&str] = &[
+        "телефон",
+        "тел.",
+        "моб",
+        "هاتف",
+        "جوال",
+        "موبايل",
+        "تلفن",
+        "电话",
+        "電話",
+        "手机",
+        "携帯",
+        "फ़ोन",
+        "फोन",
+        "मोबाइल",
+        "téléphone",
+        "teléfono",
+        "telefone",
+        "전화",
+        "โทร",
+        "טלפון",
     ];
-    WORDS.contains(&w) || w.len() > 5 && w.windows(5).any(|x| x == b"phone")
+    let w = &b[lo.min(b.len())..hi.min(b.len())];
+    w.iter().any(|&c| c >= 0x80) && WORDS.iter().any(|k| find(w, 0, k.as_bytes()).is_some())
 }
 
 fn left_ok(b: &[u8], i: usize) -> bool {
@@ -76,7 +217,8 @@ fn left_ok(b: &[u8], i: usize) -> bool {
     }
     let pp = if i >= 2 { b[i - 2] } else { 0 };
     match p {
-        b'.' | b'-' | b'/' | b',' | b'+' | b'\\' => !is_alnum(pp),
+        b'.' | b'-' | b'/' | b'+' | b'\\' => !is_alnum(pp),
+        b',' => !pp.is_ascii_digit(),
         b':' => !pp.is_ascii_digit(),
         _ => true,
     }
@@ -91,8 +233,7 @@ fn right_ok(b: &[u8], e: usize) -> bool {
 }
 
 /// Parse a run at `i` ('+', '(' or digit). Returns (groups, count, plus, end).
-fn parse(b: &[u8], i: usize) -> ([Group; MAX_GROUPS], usize, bool, usize) {
-    let mut gs = [Group::default(); MAX_GROUPS];
+fn parse(b: &[u8], i: usize, gs: &mut [Group; MAX_GROUPS]) -> (usize, bool, usize) {
     let mut ng = 0;
     let mut j = i;
     let plus = b[j] == b'+';
@@ -137,9 +278,9 @@ fn parse(b: &[u8], i: usize) -> ([Group; MAX_GROUPS], usize, bool, usize) {
         }
         let c = at(b, j);
         let n1 = at(b, j + 1);
-        let (sep, adv) = if matches!(c, b' ' | b'-' | b'.' | b'/') && n1.is_ascii_digit() {
-            (c, 1)
-        } else if c == b' ' && n1 == b'(' {
+        let (sep, adv) = if matches!(c, b' ' | b'-' | b'.' | b'/') && n1.is_ascii_digit()
+            || c == b' ' && n1 == b'('
+        {
             (c, 1)
         } else if g.paren && c.is_ascii_digit() || c == b'(' && ng == 1 && plus {
             (b')', 0)
@@ -157,7 +298,7 @@ fn parse(b: &[u8], i: usize) -> ([Group; MAX_GROUPS], usize, bool, usize) {
     if ng > 0 {
         gs[ng - 1].sep = 0;
     }
-    (gs, ng, plus, j)
+    (ng, plus, j)
 }
 
 fn digit(b: &[u8], g: &Group, k: usize) -> u8 {
@@ -195,10 +336,8 @@ fn nanp(b: &[u8], gs: &[Group]) -> bool {
     if gs.len() != 3 || gs[0].len() != 3 || gs[1].len() != 3 || gs[2].len() != 4 {
         return false;
     }
-    let (a, x) = (b[gs[0].s], b[gs[1].s]);
-    if !(b'2'..=b'9').contains(&a) || !(b'2'..=b'9').contains(&x) {
-        return false;
-    }
+    // Area/exchange digits are not checked: fictional `555-123-4567` and
+    // `123-456-7890` are what test data and examples use.
     gs[0].paren || gs[0].sep == gs[1].sep || gs[1].sep == b'-'
 }
 
@@ -225,6 +364,18 @@ fn regional(b: &[u8], gs: &[Group]) -> bool {
     {
         return true;
     }
+    // Chinese mobile 138 0013 8000.
+    if lens == ([3, 4, 4, 0], 3)
+        && b[gs[0].s] == b'1'
+        && gs[0].sep == gs[1].sep
+        && matches!(gs[0].sep, b' ' | b'-')
+    {
+        return true;
+    }
+    // Russian trunk-8: 8 (912) 345-67-89.
+    if gs.len() >= 3 && lens.0[0] == 1 && b[gs[0].s] == b'8' && gs[1].paren && gs[1].len() >= 3 {
+        return true;
+    }
     // Brazilian (11) 91234-5678.
     gs.len() == 3
         && gs[0].paren
@@ -235,7 +386,7 @@ fn regional(b: &[u8], gs: &[Group]) -> bool {
 }
 
 /// Whether groups `gs` (with `plus` if led by '+') form a phone number.
-fn classify(b: &[u8], gs: &[Group], plus: bool, kw: &mut dyn FnMut() -> bool) -> bool {
+fn classify(b: &[u8], gs: &[Group], plus: bool, hint: bool, kw: &mut dyn FnMut() -> u8) -> bool {
     let d: usize = gs.iter().map(Group::len).sum();
     if !(7..=17).contains(&d) || is_date(b, gs) {
         return false;
@@ -266,12 +417,40 @@ fn classify(b: &[u8], gs: &[Group], plus: bool, kw: &mut dyn FnMut() -> bool) ->
     if d <= 15 && (nanp(b, gs) || trunk0(b, gs, d) || regional(b, gs)) {
         return true;
     }
-    d <= 15 && kw()
+    // Even with a keyword, grouped numbers need phone-like groups.
+    if gs.len() > 1 && (gs[0].len() > 5 || gs[1..].iter().any(|g| g.len() > 8)) {
+        return false;
+    }
+    if d > 15 {
+        return false;
+    }
+    if gs.len() == 1 {
+        // Epoch seconds / millis are never national numbers.
+        if (d == 10 || d == 13) && first == b'1' || d < 8 {
+            return false;
+        }
+        let g = &gs[0];
+        let strength = if hint {
+            2
+        } else {
+            tight_phone_word(b, g.s, g.e).max(
+                if non_ascii_phone_word(b, g.s.saturating_sub(48), g.s) {
+                    2
+                } else {
+                    0
+                },
+            )
+        };
+        return strength == 2 || strength == 1 && (10..=12).contains(&d);
+    }
+    kw() > 0
 }
 
 /// Find phone numbers.
+#[inline(never)]
 pub(crate) fn scan(b: &[u8], cx: &Cx, out: &mut Vec<Match>) {
     let n = b.len();
+    let mut gs = [Group::default(); MAX_GROUPS];
     let mut i = 0;
     while i < n {
         let c = b[i];
@@ -281,7 +460,7 @@ pub(crate) fn scan(b: &[u8], cx: &Cx, out: &mut Vec<Match>) {
             i += 1;
             continue;
         }
-        let (mut gs, mut ng, plus, end) = parse(b, i);
+        let (mut ng, plus, end) = parse(b, i, &mut gs);
         let next_i = end.max(i + 1);
         if ng == 0 || !left_ok(b, i) {
             i = next_i;
@@ -301,7 +480,7 @@ pub(crate) fn scan(b: &[u8], cx: &Cx, out: &mut Vec<Match>) {
             i = next_i;
             continue;
         }
-        let mut kw_cache: Option<bool> = if cx.hints.phone { Some(true) } else { None };
+        let mut kw_cache: Option<u8> = if cx.hints.phone { Some(2) } else { None };
         let mut a = 0;
         while a < ng {
             if a > 0 && gs[a - 1].sep != b' ' {
@@ -326,13 +505,18 @@ pub(crate) fn scan(b: &[u8], cx: &Cx, out: &mut Vec<Match>) {
                     };
                     let mut kw = || {
                         *kw_cache.get_or_insert_with(|| {
-                            any_word_in(b, s.saturating_sub(40), s, is_phone_word)
-                                || any_word_in(b, e, e + 24, is_phone_word)
+                            let before = phone_words_in(b, s.saturating_sub(40), s);
+                            let after = phone_words_in(b, e, e + 24);
+                            let other = if non_ascii_phone_word(b, s.saturating_sub(48), s) {
+                                2
+                            } else {
+                                0
+                            };
+                            before.max(after).max(other)
                         })
                     };
-                    let mut sub = copy_groups(&gs[a..z]);
-                    sub[z - a - 1].sep = 0;
-                    if classify(b, &sub[..z - a], a == 0 && plus, &mut kw) {
+                    // `classify` never reads the last group's separator.
+                    if classify(b, &gs[a..z], a == 0 && plus, cx.hints.phone, &mut kw) {
                         found = Some((s, e, z));
                         break;
                     }
@@ -349,12 +533,6 @@ pub(crate) fn scan(b: &[u8], cx: &Cx, out: &mut Vec<Match>) {
         }
         i = next_i;
     }
-}
-
-fn copy_groups(gs: &[Group]) -> [Group; MAX_GROUPS] {
-    let mut a = [Group::default(); MAX_GROUPS];
-    a[..gs.len()].copy_from_slice(gs);
-    a
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use super::push;
 use crate::Match;
-use crate::bytes::{any_word_in, at, before, is_alnum};
+use crate::bytes::{Words, any_word_in, at, before, is_alnum};
 use crate::rule::Rule;
 use crate::scanner::Cx;
 
@@ -36,11 +36,14 @@ fn digits_at(b: &[u8], i: usize, n: usize) -> bool {
     i + n <= b.len() && b[i..i + n].iter().all(u8::is_ascii_digit)
 }
 
-fn is_ssn_word(w: &[u8]) -> bool {
-    matches!(w, b"ssn" | b"ssns" | b"social" | b"socialsecurity" | b"ss")
+static SSN_WORDS: Words<5> = Words::new([b"ssn", b"ssns", b"social", b"socialsecurity", b"ss"]);
+
+fn is_ssn_word(w: u128) -> bool {
+    SSN_WORDS.has(w)
 }
 
 /// Find SSNs.
+#[inline(never)]
 pub(crate) fn scan(b: &[u8], cx: &Cx, out: &mut Vec<Match>) {
     let n = b.len();
     let mut i = 0;

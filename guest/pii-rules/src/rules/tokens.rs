@@ -11,9 +11,10 @@
 //! - AWS access key ids (`AKIA`, `ASIA`, ... + 16) and a 40-char secret key
 //!   right after one.
 
-use super::push;
-use crate::Match;
-use crate::bytes::{at, before, is_alnum, is_b64url, run_len, starts_ic};
+#[cfg(test)]
+use {super::push, crate::Match};
+
+use crate::bytes::{at, before, is_alnum, is_b64url, run_len, starts, starts_ic};
 use crate::rule::Rule;
 use crate::scanner::Cx;
 
@@ -47,7 +48,7 @@ fn pref(
     min: usize,
     max: usize,
 ) -> Option<usize> {
-    if !b[i..].starts_with(prefix) {
+    if !starts(b, i, prefix) {
         return None;
     }
     let s = i + prefix.len();
@@ -60,7 +61,7 @@ fn pref(
 
 /// JWT starting at `i` ("eyJ"): returns the end.
 fn jwt(b: &[u8], i: usize) -> Option<usize> {
-    if !b[i..].starts_with(b"eyJ") {
+    if !starts(b, i, b"eyJ") {
         return None;
     }
     let mut j = i;
@@ -80,7 +81,7 @@ fn jwt(b: &[u8], i: usize) -> Option<usize> {
     if lens[0] < 10 {
         return None;
     }
-    let payload_json = segs >= 2 && b[i + lens[0] + 1..].starts_with(b"eyJ");
+    let payload_json = segs >= 2 && starts(b, i + lens[0] + 1, b"eyJ");
     let ok = match segs {
         2 => lens[1] >= 4 && payload_json,
         3 | 5 => lens[1] >= 2,
@@ -108,7 +109,7 @@ const AWS_PREFIXES: [&[u8; 4]; 10] = [
 ];
 
 /// An AWS secret access key (40 base64 chars, mixed case) shortly after `from`.
-fn aws_secret_after(b: &[u8], from: usize) -> Option<(usize, usize)> {
+pub(crate) fn aws_secret_after(b: &[u8], from: usize) -> Option<(usize, usize)> {
     let is_key = |c: u8| c.is_ascii_alphanumeric() || c == b'/' || c == b'+';
     let lim = (from + 80).min(b.len());
     let mut j = from;
@@ -132,17 +133,38 @@ fn aws_secret_after(b: &[u8], from: usize) -> Option<(usize, usize)> {
 }
 
 /// Match a token at word start `i`: (start, end, rule).
-fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule)> {
+pub(crate) fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule)> {
     let api = |e: Option<usize>| e.map(|e| (i, e, Rule::ApiToken));
     let c = b[i];
+    // Cheap second-byte gate before any prefix comparison.
+    let c2 = at(b, i + 1);
+    let plausible = match c {
+        b'e' => c2 == b'y',
+        b'g' => matches!(c2, b'h' | b'l' | b'i'),
+        b'x' => matches!(c2, b'o' | b'a'),
+        b's' => matches!(c2, b'k' | b'h'),
+        b'r' | b'p' => matches!(c2, b'k' | b'y'),
+        b'w' => c2 == b'h',
+        b'A' => c2.is_ascii_uppercase(),
+        b'S' => matches!(c2, b'G' | b'K'),
+        b'n' => c2 == b'p',
+        b'k' => c2 == b'e',
+        b'h' => matches!(c2, b'f' | b'o'),
+        b'd' => c2 == b'o',
+        b'y' => c2 == b'a',
+        _ => false,
+    };
+    if !plausible {
+        return None;
+    }
     match c {
         b'e' => jwt(b, i).map(|e| (i, e, Rule::Jwt)),
         b'g' => {
-            if b[i..].starts_with(b"gh")
+            if starts(b, i, b"gh")
                 && matches!(at(b, i + 2), b'p' | b'o' | b'u' | b's' | b'r')
                 && at(b, i + 3) == b'_'
             {
-                return api(pref(b, i, &b[i..i + 4], alnum, 30, 80));
+                return api(pref(b, i, &b[i..i + 4], alnum, 20, 80));
             }
             api(pref(b, i, b"github_pat_", word, 22, 255)
                 .or_else(|| pref(b, i, b"glpat-", is_b64url, 20, 64))
@@ -151,7 +173,7 @@ fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule)> {
                 .or_else(|| pref(b, i, b"glptt-", is_b64url, 20, 64)))
         }
         b'x' => {
-            if b[i..].starts_with(b"xox")
+            if starts(b, i, b"xox")
                 && matches!(at(b, i + 3), b'a' | b'b' | b'p' | b'r' | b's' | b'e' | b'o')
                 && at(b, i + 4) == b'-'
             {
@@ -180,11 +202,11 @@ fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule)> {
                     return Some((i, e, Rule::ApiToken));
                 }
             }
-            if b[i..].starts_with(b"sk-") {
+            if starts(b, i, b"sk-") {
                 let e = pref(b, i, b"sk-", is_b64url, 20, 255)?;
                 return has_digit_or_upper(&b[i + 3..e]).then_some((i, e, Rule::ApiToken));
             }
-            if b[i..].starts_with(b"shp")
+            if starts(b, i, b"shp")
                 && matches!(
                     &b[i + 3..(i + 6).min(b.len())],
                     b"at_" | b"ss_" | b"ca_" | b"pa_"
@@ -199,14 +221,15 @@ fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule)> {
             if let Some(e) = pref(b, i, b"AIza", is_b64url, 30, 40) {
                 return Some((i, e, Rule::ApiToken));
             }
-            if cx.on(Rule::CloudKey) && AWS_PREFIXES.iter().any(|p| b[i..].starts_with(&p[..])) {
-                let e = pref(b, i, &b[i..i + 4], upper_alnum, 16, 16)?;
+            if cx.on(Rule::CloudKey) && AWS_PREFIXES.iter().any(|p| starts(b, i, &p[..])) {
+                // Access key ids are 20 chars, other unique ids (AROA, AIDA) 21.
+                let e = pref(b, i, &b[i..i + 4], upper_alnum, 16, 17)?;
                 return Some((i, e, Rule::CloudKey));
             }
             None
         }
         b'S' => {
-            if b[i..].starts_with(b"SG.") {
+            if starts(b, i, b"SG.") {
                 let n1 = run_len(b, i + 3, 128, is_b64url);
                 let d = i + 3 + n1;
                 if n1 >= 16 && at(b, d) == b'.' {
@@ -247,7 +270,7 @@ fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule)> {
 
 /// Bytes that can start a token.
 #[inline]
-fn first(c: u8) -> bool {
+pub(crate) fn first(c: u8) -> bool {
     matches!(
         c,
         b'e' | b'g'
@@ -266,35 +289,25 @@ fn first(c: u8) -> bool {
     )
 }
 
-/// Find self-identifying tokens.
+/// Find self-identifying tokens (whole-text driver, used by tests).
+#[cfg(test)]
 pub(crate) fn scan(b: &[u8], cx: &Cx, out: &mut Vec<Match>) {
-    let jwt_on = cx.on(Rule::Jwt);
-    let api_on = cx.on(Rule::ApiToken);
-    let cloud_on = cx.on(Rule::CloudKey);
-    if !(jwt_on || api_on || cloud_on) {
-        return;
-    }
-    let n = b.len();
     let mut i = 0;
-    while i + 10 <= n {
-        let c = b[i];
-        if !first(c) || word(before(b, i)) {
-            i += 1;
+    while i < b.len() {
+        if !word(before(b, i))
+            && first(b[i])
+            && let Some((s, e, rule)) = at_word(b, i, cx)
+        {
+            push(out, s, e, rule);
+            if rule == Rule::CloudKey
+                && let Some((ss, se)) = aws_secret_after(b, e)
+            {
+                push(out, ss, se, Rule::CloudKey);
+            }
+            i = e;
             continue;
         }
-        match at_word(b, i, cx) {
-            Some((s, e, rule)) if cx.on(rule) => {
-                push(out, s, e, rule);
-                if rule == Rule::CloudKey {
-                    if let Some((ss, se)) = aws_secret_after(b, e) {
-                        push(out, ss, se, Rule::CloudKey);
-                    }
-                }
-                i = e;
-            }
-            Some((_, e, _)) => i = e,
-            None => i += 1,
-        }
+        i += 1;
     }
 }
 

@@ -38,6 +38,7 @@ fn is_placeholder_password(p: &[u8]) -> bool {
 }
 
 /// Find `scheme://user:pass@` userinfo.
+#[inline(never)]
 pub(crate) fn scan(b: &[u8], out: &mut Vec<Match>) {
     let mut i = 0;
     while let Some(p) = find(b, i, b"://") {
@@ -76,6 +77,7 @@ pub(crate) fn scan(b: &[u8], out: &mut Vec<Match>) {
 }
 
 /// Go MySQL-style DSNs: `user:pass@tcp(host:3306)/db`, `user:pass@unix(/sock)/db`.
+#[inline(never)]
 pub(crate) fn scan_dsn_at(b: &[u8], out: &mut Vec<Match>) {
     let mut i = 0;
     while let Some(p) = b[i..].iter().position(|&c| c == b'@') {
@@ -94,14 +96,13 @@ pub(crate) fn scan_dsn_at(b: &[u8], out: &mut Vec<Match>) {
             s -= 1;
         }
         let info = &b[s..a];
-        if let Some(c) = info.iter().position(|&c| c == b':') {
-            if c > 0
-                && !is_placeholder_password(&info[c + 1..])
-                && before(b, s) != b':'
-                && at(b, s) != b'@'
-            {
-                push(out, s, a, Rule::UrlCredential);
-            }
+        if let Some(c) = info.iter().position(|&c| c == b':')
+            && c > 0
+            && !is_placeholder_password(&info[c + 1..])
+            && before(b, s) != b':'
+            && at(b, s) != b'@'
+        {
+            push(out, s, a, Rule::UrlCredential);
         }
     }
 }

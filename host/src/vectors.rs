@@ -1,0 +1,88 @@
+//! Golden vectors for redactor modules: `wasmtel test-module` runs a module
+//! over a JSONL file of `{"name", "input", "expect"}` cases through the same
+//! redaction stage `run` uses, and reports each case that differs. A module
+//! author tests a build in one command; a policy team pins what a module must
+//! (and must not) redact.
+//!
+//! `input` is an event in its JSON form. `expect` lists top-level fields of
+//! the redacted event that must equal the given values (fields not named are
+//! not compared), or is the string `"fail-closed"` when the batch must be
+//! refused.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::config::UnknownFields;
+use crate::event::Event;
+use crate::transforms::redact::{FindingSource, RedactionChain, new_batch};
+
+/// One case that did not hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mismatch {
+    /// The case's name (or its line number).
+    pub name: String,
+    /// What differed.
+    pub detail: String,
+}
+
+/// The outcome of a vector file.
+#[derive(Debug, Default)]
+pub struct VectorReport {
+    /// Cases run.
+    pub total: usize,
+    /// Cases that did not hold.
+    pub failures: Vec<Mismatch>,
+}
+
+/// Runs every case in `text` (JSONL) against `redactor`.
+pub fn run(redactor: Arc<dyn FindingSource>, text: &str) -> Result<VectorReport, String> {
+    let chain = RedactionChain::new(vec![redactor]);
+    let mut batch = new_batch();
+    let mut report = VectorReport::default();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("//") {
+            continue;
+        }
+        let case: Value = serde_json::from_str(line)
+            .map_err(|e| format!("line {}: not valid JSON: {e}", n + 1))?;
+        let name = case["name"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| format!("line {}", n + 1));
+        let input = Event::from_json(case["input"].clone(), UnknownFields::Preserve, Utc::now())
+            .map_err(|e| format!("{name}: `input` is not an event: {e}"))?;
+        let expect = &case["expect"];
+        report.total += 1;
+        let outcome = chain.redact(vec![input], &[name.clone()], &mut batch);
+        let mut fail = |detail: String| {
+            report.failures.push(Mismatch {
+                name: name.clone(),
+                detail,
+            })
+        };
+        match (outcome, expect) {
+            (Err(_), Value::String(s)) if s == "fail-closed" => {}
+            (Err(failed), _) => fail(format!("the batch failed closed: {}", failed.failure)),
+            (Ok(_), Value::String(s)) if s == "fail-closed" => {
+                fail("expected the batch to fail closed, but it passed".into())
+            }
+            (Ok(passed), Value::Object(fields)) => {
+                let got = passed.events[0].event().to_json();
+                for (key, want) in fields {
+                    if &got[key] != want {
+                        fail(format!("`{key}`: expected {want}, got {}", got[key]));
+                    }
+                }
+            }
+            (Ok(_), other) => {
+                return Err(format!(
+                    "{name}: `expect` must be an object of fields or \"fail-closed\", found {other}"
+                ));
+            }
+        }
+    }
+    Ok(report)
+}
