@@ -33,6 +33,7 @@ fn main() {
         .map(|p| p.join("wasm-guests"))
         .unwrap_or_else(|| out_dir.join("wasm-guests"));
 
+    compile_protos(&root);
     ensure_target_installed();
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -92,6 +93,19 @@ fn main() {
         }
     }
     std::fs::write(out_dir.join("guests.rs"), code).unwrap();
+}
+
+/// Compiles the `.proto` files in `proto/` with protox (pure Rust, so no
+/// system `protoc` is needed) and generates tonic clients and servers.
+fn compile_protos(root: &Path) {
+    let proto_dir = root.join("proto");
+    println!("cargo:rerun-if-changed={}", proto_dir.display());
+    let files = ["zitadel/analytics/v2beta/telemetry.proto"];
+    let fds = protox::compile(files, [&proto_dir])
+        .unwrap_or_else(|e| panic!("cannot compile the protos in proto/: {e}"));
+    tonic_prost_build::configure()
+        .compile_fds(fds)
+        .unwrap_or_else(|e| panic!("cannot generate gRPC code from proto/: {e}"));
 }
 
 /// Fails with the command to run when the wasm32-wasip2 standard library is

@@ -134,6 +134,7 @@ fn run(command: Command) -> anyhow::Result<()> {
 
 fn run_config(loaded: &LoadedConfig, once: bool) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::build(loaded)?;
+    pipeline.flush_sinks()?;
     pipeline.run_due_collectors()?;
     if let Some(events) = &loaded.config.events {
         if events.path.as_os_str() == "-" {

@@ -159,7 +159,11 @@ impl Pipeline {
                 .map(|e| e.unknown_fields)
                 .unwrap_or_default(),
             collectors,
-            sinks: sinks::build(&config.sinks)?,
+            sinks: sinks::build(
+                &config.sinks,
+                &config.state_dir,
+                crate::installation::opt_out_reason(config.reporting.enabled).as_deref(),
+            )?,
             audit: AuditLog::open(&config.state_dir)?,
             dead: DeadLetters::open(&config.state_dir)?,
             scratch: redact::new_batch(),
@@ -218,6 +222,16 @@ impl Pipeline {
                     tracing::error!(collector = %name, kind = failure.kind(), "collection failed: {failure}");
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Flushes every sink; report sinks retry what earlier runs left in
+    /// their outbox.
+    pub fn flush_sinks(&mut self) -> anyhow::Result<()> {
+        for sink in &mut self.sinks {
+            sink.flush()
+                .with_context(|| format!("sink {} failed to flush", sink.name()))?;
         }
         Ok(())
     }

@@ -2,10 +2,10 @@
 //! host types (the WIT types stay at the edge, in `runtime`).
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a count is counted per.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CountParentType {
     /// Per instance.
@@ -15,7 +15,7 @@ pub enum CountParentType {
 }
 
 /// How many of one resource exist below one parent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceCount {
     /// The instance the parent lives in.
@@ -35,7 +35,7 @@ pub struct ResourceCount {
 }
 
 /// One instance of the reported system.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceInformation {
     /// Instance id.
@@ -47,7 +47,7 @@ pub struct InstanceInformation {
 }
 
 /// Facts about the reported system.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BaseInformation {
     /// The system's version.
@@ -57,7 +57,7 @@ pub struct BaseInformation {
 }
 
 /// One collection by one collector, as delivered to report sinks.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     /// The collector's configured name.

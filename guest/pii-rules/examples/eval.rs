@@ -17,6 +17,29 @@ fn main() {
             let text = v["text"].as_str().unwrap_or_default();
             let m = s.find(ctx, text);
             let out = redact_with_placeholders(text, &m);
+            let labels: Vec<&str> = v["pii"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str())
+                .collect();
+            let mut covered = vec![false; text.len()];
+            for l in &labels {
+                for (i, _) in text.match_indices(l) {
+                    covered[i..i + l.len()].iter_mut().for_each(|c| *c = true);
+                }
+            }
+            let mut i = 0;
+            while i < text.len() {
+                let s0 = i;
+                while i < text.len() && !covered[i] {
+                    i += 1;
+                }
+                if i > s0 && !out.contains(&text[s0..i]) {
+                    println!("LOST {:?}\n  in {text:?}\n  -> {out:?}", &text[s0..i]);
+                }
+                i += 1;
+            }
             for x in v["pii"].as_array().into_iter().flatten() {
                 let x = x.as_str().unwrap_or_default();
                 total += 1;

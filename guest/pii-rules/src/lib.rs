@@ -26,7 +26,14 @@
 //! - `bytes.rs` — byte classes, the prefilter summary, small search helpers.
 //! - `keys.rs` — secret-ish key names and path hints.
 //! - `pseudonym.rs` — [`pseudonym`] (HMAC-SHA256).
-//! - `rules/*` — one scanner per family of rules.
+//! - `rules/*` — one scanner per family of rules (see `rules/mod.rs`).
+//!
+//! Spans are byte offsets into the scanned text, sorted, non-overlapping and
+//! on char boundaries. Obfuscated forms (`john%40example.com`, `＋４９ …`,
+//! zero-width characters, `john [at] example [dot] com`) are found through a
+//! normalised view and reported as the original obfuscated substring.
+//! Key-aware rules use [`FieldContext::path`]: the whole value of a
+//! `password` / `api_key` / `authorization` / ... field is one match.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

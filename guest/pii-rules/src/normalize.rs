@@ -238,14 +238,30 @@ pub(crate) fn needed(b: &[u8], sum: &Summary) -> bool {
 }
 
 impl Normalized {
+    /// An empty view (reusable scratch space).
+    pub const fn new() -> Normalized {
+        Normalized {
+            bytes: Vec::new(),
+            starts: Vec::new(),
+            ends: Vec::new(),
+        }
+    }
+
     /// Build the normalised view of `b`.
+    #[cfg(test)]
     pub fn build(b: &[u8], sum: &Summary) -> Normalized {
+        let mut v = Normalized::new();
+        v.rebuild(b, sum);
+        v
+    }
+
+    /// Rebuild this view from `b`, reusing its buffers.
+    pub fn rebuild(&mut self, b: &[u8], sum: &Summary) {
         let form = sum.has(F_PLUS | F_EQ);
-        let mut v = Normalized {
-            bytes: Vec::with_capacity(b.len()),
-            starts: Vec::with_capacity(b.len()),
-            ends: Vec::with_capacity(b.len()),
-        };
+        let v = self;
+        v.bytes.clear();
+        v.starts.clear();
+        v.ends.clear();
         let mut i = 0;
         while i < b.len() {
             let c = b[i];
@@ -314,7 +330,6 @@ impl Normalized {
                 i += n;
             }
         }
-        v
     }
 
     #[inline]

@@ -76,9 +76,9 @@ impl Rule {
         Rule::ALL.into_iter().find(|r| r.id() == id)
     }
 
-    /// Typed placeholder: "<EMAIL>","<PHONE>","<IPV4>","<IPV6>",
-    /// "<CREDIT_CARD>","<IBAN>","<SSN>","<JWT>","<TOKEN>","<API_TOKEN>",
-    /// "<CLOUD_KEY>","<CREDENTIAL>","<SECRET>".
+    /// Typed placeholder: `"<EMAIL>"`, `"<PHONE>"`, `"<IPV4>"`, `"<IPV6>"`,
+    /// `"<CREDIT_CARD>"`, `"<IBAN>"`, `"<SSN>"`, `"<JWT>"`, `"<TOKEN>"`,
+    /// `"<API_TOKEN>"`, `"<CLOUD_KEY>"`, `"<CREDENTIAL>"`, `"<SECRET>"`.
     pub fn placeholder(self) -> &'static str {
         match self {
             Rule::Email => "<EMAIL>",

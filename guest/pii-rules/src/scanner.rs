@@ -1,5 +1,7 @@
 //! The [`Scanner`]: runs the pipeline for one field —
-//! 1. key-aware secrets (the value of a `password`/`token`/... key is one match),
+//! 1. key-aware secrets (the value of a `password`/`token`/... key is one
+//!    `secret-value` match; an `authorization` value is a `bearer-token` or
+//!    `jwt` match after its scheme word),
 //! 2. the raw scan (every enabled rule on the original bytes),
 //! 3. the normalised scan (only when the text has an obfuscation trigger),
 //!    mapped back onto the original bytes,
@@ -11,6 +13,7 @@ use crate::keys::{Hints, KeyKind, path_info};
 use crate::normalize::{self, Normalized};
 use crate::rule::{Rule, RuleSet};
 use crate::{FieldContext, Match, rules};
+use core::cell::RefCell;
 
 /// Per-scan configuration handed to every rule scanner.
 pub(crate) struct Cx {
@@ -67,7 +70,7 @@ impl Scanner {
             path_info(ctx.path)
         };
         if let Some(kind) = kind.filter(|_| self.rules.contains(Rule::SecretValue)) {
-            if let Some(m) = whole_value(kind, text) {
+            if let Some(m) = whole_value(kind, text, self.rules) {
                 out.push(m);
             }
             return;
@@ -81,14 +84,12 @@ impl Scanner {
         };
         rules::scan_all(b, &cx, out);
         if normalize::needed(b, &sum) {
-            let view = Normalized::build(b, &sum);
-            let k = out.len();
-            let vcx = Cx {
-                sum: Summary::of(&view.bytes),
-                ..cx
-            };
-            rules::scan_all(&view.bytes, &vcx, out);
-            view.map_back(&mut out[k..]);
+            // Reuse a per-thread scratch view; fall back to a fresh one if it
+            // is somehow busy.
+            SCRATCH.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut view) => scan_view(&mut view, b, &sum, &cx, out),
+                Err(_) => scan_view(&mut Normalized::new(), b, &sum, &cx, out),
+            });
         }
         merge(text, out, base);
     }
@@ -101,8 +102,26 @@ impl Scanner {
     }
 }
 
+std::thread_local! {
+    static SCRATCH: RefCell<Normalized> = const { RefCell::new(Normalized::new()) };
+}
+
+/// Build the normalised view of `b` into `view`, scan it and append the
+/// matches mapped back onto `b`.
+fn scan_view(view: &mut Normalized, b: &[u8], sum: &Summary, cx: &Cx, out: &mut Vec<Match>) {
+    view.rebuild(b, sum);
+    let k = out.len();
+    let vcx = Cx {
+        sum: Summary::of(&view.bytes),
+        rules: cx.rules,
+        hints: cx.hints,
+    };
+    rules::scan_all(&view.bytes, &vcx, out);
+    view.map_back(&mut out[k..]);
+}
+
 /// The match for the whole value of a secret-ish key, if any.
-fn whole_value(kind: KeyKind, text: &str) -> Option<Match> {
+fn whole_value(kind: KeyKind, text: &str, rules: RuleSet) -> Option<Match> {
     let b = text.as_bytes();
     let mut start = 0;
     let mut end = b.len();
@@ -138,6 +157,15 @@ fn whole_value(kind: KeyKind, text: &str) -> Option<Match> {
                 start = p;
             }
         }
+        // An auth header value is a token: report it as such.
+        let rule = if rules.contains(Rule::Jwt) && rules::jwt_at(b, start) == Some(end) {
+            Rule::Jwt
+        } else if rules.contains(Rule::BearerToken) {
+            Rule::BearerToken
+        } else {
+            Rule::SecretValue
+        };
+        return Some(Match { start, end, rule });
     }
     Some(Match {
         start,
@@ -232,7 +260,7 @@ mod tests {
             FieldContext::value("metadata.headers.authorization"),
             "Bearer abc.def",
         );
-        assert_eq!(v, vec![m(7, 14, Rule::SecretValue)]);
+        assert_eq!(v, vec![m(7, 14, Rule::BearerToken)]);
         assert!(
             s.find(FieldContext::value("a.password_reset_required"), "yes")
                 .is_empty()

@@ -294,6 +294,22 @@ fn matches_are_on_char_boundaries() {
         s.scan(FieldContext::key("m"), &text, &mut out);
         check_invariants(&text, &out);
     }
+    // Arbitrary code points, mostly ASCII punctuation and digits.
+    for _ in 0..20_000 {
+        let n = 1 + (rng.next() % 48) as usize;
+        let text: String = (0..n)
+            .map(|_| match rng.next() % 8 {
+                0..=3 => (b' ' + (rng.next() % 95) as u8) as char,
+                4 => (b'0' + (rng.next() % 10) as u8) as char,
+                5 => char::from_u32(0x80 + (rng.next() % 0x800) as u32).unwrap_or('x'),
+                6 => char::from_u32(0x2000 + (rng.next() % 0xE000) as u32).unwrap_or('y'),
+                _ => char::from_u32(0x1_0000 + (rng.next() % 0x1_0000) as u32).unwrap_or('z'),
+            })
+            .collect();
+        out.clear();
+        s.scan(FieldContext::value("msg"), &text, &mut out);
+        check_invariants(&text, &out);
+    }
 }
 
 #[test]
@@ -342,4 +358,49 @@ fn rule_subsets_are_respected() {
             .find(FieldContext::value("msg"), text)
             .is_empty()
     );
+}
+
+#[test]
+fn adversarial_inputs_are_handled() {
+    let s = Scanner::default();
+    let unit_patterns = [
+        "password:",
+        "a.a [dot] ",
+        "@",
+        "a@",
+        "eyJ",
+        "eyJhbGciOi.",
+        "1-",
+        "1 ",
+        "+1 ",
+        "::",
+        "1.",
+        "-----BEGIN PRIVATE KEY-----",
+        "://u:p@",
+        "\"password\":\"",
+        "at ",
+        " [at] ",
+        "%4",
+        "\u{200B}",
+        "０",
+        "Bearer ",
+        "x=y&",
+        "DE89 ",
+        "4111 ",
+    ];
+    let mut out = Vec::new();
+    for p in unit_patterns {
+        let text = p.repeat(50_000 / p.len() + 1);
+        out.clear();
+        let t = std::time::Instant::now();
+        s.scan(FieldContext::value("msg"), &text, &mut out);
+        check_invariants(&text, &out);
+        println!(
+            "{:>30?}: {} bytes, {} matches, {:?}",
+            p,
+            text.len(),
+            out.len(),
+            t.elapsed()
+        );
+    }
 }

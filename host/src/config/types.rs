@@ -40,6 +40,29 @@ pub struct Config {
     /// Where redacted events and reports go.
     #[serde(default)]
     pub sinks: Vec<Sink>,
+    /// Reporting switches.
+    #[serde(default)]
+    pub reporting: Reporting,
+}
+
+/// `[reporting]`: whether report sinks may transmit at all.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Reporting {
+    /// `false` switches every report sink off (as do `DO_NOT_TRACK=1` and
+    /// `WASMTEL_DISABLE=1`).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Reporting {
+    fn default() -> Self {
+        Reporting { enabled: true }
+    }
 }
 
 fn default_state_dir() -> PathBuf {
@@ -243,6 +266,10 @@ pub enum Sink {
         #[serde(default = "default_streams")]
         streams: Vec<Stream>,
     },
+    /// The ZITADEL-compatible gRPC TelemetryService (reports only).
+    Zitadel(crate::sinks::zitadel::ZitadelConfig),
+    /// An HTTP JSON endpoint (Scout/Metriton style; reports only).
+    HttpReport(crate::sinks::http_report::HttpReportConfig),
     /// A JSONL file, appended to.
     Jsonl {
         /// The file.
@@ -287,8 +314,14 @@ impl Config {
             .iter_mut()
             .for_each(|c| fix_module(&mut c.module));
         for sink in &mut self.sinks {
-            if let Sink::Jsonl { path, .. } = sink {
-                fix(path);
+            match sink {
+                Sink::Jsonl { path, .. } => fix(path),
+                Sink::Zitadel(z) => {
+                    if let Some(ca) = &mut z.tls_ca {
+                        fix(ca);
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -353,8 +386,73 @@ impl Config {
             check_limits(file, &key, &c.limits.apply(self.limits))?;
             check_pin(file, &key, c.sha256.as_deref())?;
         }
+        for (i, sink) in self.sinks.iter().enumerate() {
+            let key = format!("sinks[{i}]");
+            match sink {
+                Sink::Zitadel(z) => {
+                    if !(z.endpoint.starts_with("http://") || z.endpoint.starts_with("https://")) {
+                        return Err(ConfigError::new(
+                            file,
+                            format!("{key}.endpoint"),
+                            format!(
+                                "expected an http:// or https:// URL, found {:?}",
+                                z.endpoint
+                            ),
+                        ));
+                    }
+                    if z.bulk_size == 0 || z.bulk_size > 10_000 {
+                        return Err(ConfigError::new(
+                            file,
+                            format!("{key}.bulk_size"),
+                            "expected a number of counts from 1 to 10000",
+                        ));
+                    }
+                    if z.timeout_ms == 0 {
+                        return Err(ConfigError::new(
+                            file,
+                            format!("{key}.timeout_ms"),
+                            "expected milliseconds greater than 0",
+                        ));
+                    }
+                    check_retry(file, &key, &z.retry)?;
+                }
+                Sink::HttpReport(h) => {
+                    if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
+                        return Err(ConfigError::new(
+                            file,
+                            format!("{key}.url"),
+                            format!("expected an http:// or https:// URL, found {:?}", h.url),
+                        ));
+                    }
+                    check_retry(file, &key, &h.retry)?;
+                }
+                _ => {}
+            }
+        }
         Ok(())
     }
+}
+
+fn check_retry(
+    file: &Path,
+    key: &str,
+    retry: &crate::retry::RetryPolicy,
+) -> Result<(), ConfigError> {
+    if retry.max_attempts == 0 {
+        return Err(ConfigError::new(
+            file,
+            format!("{key}.retry.max_attempts"),
+            "expected at least 1 (the first attempt counts)",
+        ));
+    }
+    if retry.initial_backoff_ms > retry.max_backoff_ms {
+        return Err(ConfigError::new(
+            file,
+            format!("{key}.retry.initial_backoff_ms"),
+            "expected at most retry.max_backoff_ms",
+        ));
+    }
+    Ok(())
 }
 
 fn check_limits(file: &Path, key: &str, limits: &Limits) -> Result<(), ConfigError> {

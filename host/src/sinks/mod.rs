@@ -1,8 +1,13 @@
 //! Where redacted events and reports go. Every sink takes only
-//! [`Redacted`](crate::guard::Redacted) events. Today: [`jsonl`] (a file, or
-//! standard output).
+//! [`Redacted`](crate::guard::Redacted) events. Sinks: [`jsonl`] (a file,
+//! or standard output), [`zitadel`] (gRPC TelemetryService reporter) and
+//! [`http_report`] (HTTP JSON reporter).
 
+pub mod http_report;
 pub mod jsonl;
+pub mod zitadel;
+
+use std::path::Path;
 
 use crate::config::{self, Stream};
 use crate::guard::Redacted;
@@ -22,19 +27,40 @@ pub trait Sink: Send {
     fn flush(&mut self) -> std::io::Result<()>;
 }
 
-/// Builds the configured sinks.
-pub fn build(configs: &[config::Sink]) -> std::io::Result<Vec<Box<dyn Sink>>> {
-    configs
-        .iter()
-        .map(|c| -> std::io::Result<Box<dyn Sink>> {
-            Ok(match c {
-                config::Sink::Stdout { streams } => {
-                    Box::new(jsonl::JsonlSink::stdout(streams.clone()))
-                }
-                config::Sink::Jsonl { path, streams } => {
-                    Box::new(jsonl::JsonlSink::file(path, streams.clone())?)
-                }
-            })
-        })
-        .collect()
+/// Builds the configured sinks. When reporting is switched off
+/// (`opt_out` says why) the report sinks are not built at all, so nothing
+/// is transmitted, and the run says so once.
+pub fn build(
+    configs: &[config::Sink],
+    state_dir: &Path,
+    opt_out: Option<&str>,
+) -> anyhow::Result<Vec<Box<dyn Sink>>> {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let mut skipped = 0;
+    for c in configs {
+        match c {
+            config::Sink::Stdout { streams } => {
+                sinks.push(Box::new(jsonl::JsonlSink::stdout(streams.clone())))
+            }
+            config::Sink::Jsonl { path, streams } => {
+                sinks.push(Box::new(jsonl::JsonlSink::file(path, streams.clone())?))
+            }
+            config::Sink::Zitadel(_) | config::Sink::HttpReport(_) if opt_out.is_some() => {
+                skipped += 1
+            }
+            config::Sink::Zitadel(z) => {
+                sinks.push(Box::new(zitadel::ZitadelSink::new(z.clone(), state_dir)?))
+            }
+            config::Sink::HttpReport(h) => sinks.push(Box::new(http_report::HttpReportSink::new(
+                h.clone(),
+                state_dir,
+            )?)),
+        }
+    }
+    if let (Some(reason), true) = (opt_out, skipped > 0) {
+        tracing::warn!(
+            "reporting is switched off ({reason}): {skipped} report sink(s) will transmit nothing"
+        );
+    }
+    Ok(sinks)
 }

@@ -54,16 +54,12 @@ fn left_ok(b: &[u8], i: usize) -> bool {
     if is_alnum(p) || p == b'_' {
         return false;
     }
-    !(matches!(p, b'-' | b'.' | b'/' | b'+') && i >= 2 && is_alnum(b[i - 2])
-        || p == b',' && i >= 2 && b[i - 2].is_ascii_digit())
+    !(matches!(p, b'-' | b'.' | b'/' | b'+') && i >= 2 && is_alnum(b[i - 2]))
 }
 
 fn right_ok(b: &[u8], e: usize) -> bool {
     let n = at(b, e);
-    !(is_alnum(n)
-        || n == b'_'
-        || matches!(n, b'-' | b'.' | b'/') && is_alnum(at(b, e + 1))
-        || n == b',' && at(b, e + 1).is_ascii_digit())
+    !(is_alnum(n) || n == b'_' || matches!(n, b'-' | b'.' | b'/') && is_alnum(at(b, e + 1)))
 }
 
 /// Find card numbers.

@@ -132,6 +132,23 @@ fn is_scale(label: &[u8]) -> bool {
         && label[..label.len() - 1].iter().all(u8::is_ascii_digit)
 }
 
+/// Whether the `@` at `a` ends the userinfo of a URL authority
+/// (`scheme://...@` with no `/` in between).
+pub(crate) fn in_userinfo(b: &[u8], a: usize) -> bool {
+    let mut k = a;
+    while k > 0 && a - k < 256 {
+        let c = b[k - 1];
+        if matches!(c, b' ' | b'\t' | b'"' | b'\'' | b'<' | b'(' | b'\n') {
+            return false;
+        }
+        if c == b'/' {
+            return k >= 3 && &b[k - 3..k] == b"://" || k >= 2 && &b[k - 2..k] == b":/";
+        }
+        k -= 1;
+    }
+    false
+}
+
 /// The email whose `@` is at `a`, as (start, end).
 fn email_at(b: &[u8], a: usize) -> Option<(usize, usize)> {
     let s = local_start(b, a)?;
@@ -146,18 +163,9 @@ fn email_at(b: &[u8], a: usize) -> Option<(usize, usize)> {
     if is_scale(&b[a + 1..first_end]) {
         return None;
     }
-    // URL userinfo: `scheme://user@host`, `scheme://user:pass@host`.
-    if s >= 3 && &b[s - 3..s] == b"://" {
+    // URL userinfo: `scheme://user@host`, `scheme://user:p!ss@host`.
+    if in_userinfo(b, a) {
         return None;
-    }
-    if before(b, s) == b':' {
-        let mut k = s - 1;
-        while k > 0 && !matches!(b[k - 1], b' ' | b'\t' | b'"' | b'\'' | b'<' | b'(' | b'=') {
-            k -= 1;
-        }
-        if b[k..s].windows(3).any(|w| w == b"://") {
-            return None;
-        }
     }
     // scp-style git remotes: `git@github.com:org/repo.git`.
     if &b[s..a] == b"git" && at(b, e) == b':' {
@@ -223,6 +231,7 @@ mod tests {
             "git@github.com:org/repo.git",
             "follow @example on x.com",
             "image@sha256:abcdef",
+            "amqps://svc:Zx8!kq@mq.example.com:5671/vhost",
         ] {
             assert!(found(t).is_empty(), "{t}");
         }

@@ -239,9 +239,7 @@ static DOMAIN_STOP: Words<47> = Words::new([
     b"level",
 ]);
 
-static MAIL_WORDS: Words<7> = Words::new([
-    b"email", b"mail", b"emails", b"contact", b"reach", b"write", b"address",
-]);
+static MAIL_WORDS: Words<5> = Words::new([b"email", b"mail", b"emails", b"write", b"mailto"]);
 
 fn stop<const N: usize>(list: &Words<N>, w: &[u8]) -> bool {
     list.has_word(w)
@@ -272,6 +270,9 @@ fn try_at(b: &[u8], t0: usize, t1: usize, kind: Tok) -> Option<(usize, usize)> {
             break;
         }
         runs += 1;
+        if runs > 8 {
+            break;
+        }
         match dot_token_before(b, s) {
             Some((ds, db)) if ds < s - 1 => {
                 // Only accept a spelled dot if a run precedes it.
@@ -305,6 +306,9 @@ fn try_at(b: &[u8], t0: usize, t1: usize, kind: Tok) -> Option<(usize, usize)> {
         }
         labels += 1;
         last_start = ls;
+        if labels > 16 {
+            return None;
+        }
         if at(b, j) == b'.' && is_alnum(at(b, j + 1)) {
             j += 1;
             continue;

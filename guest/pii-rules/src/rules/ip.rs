@@ -121,7 +121,8 @@ pub(crate) fn scan_v4(b: &[u8], out: &mut Vec<Match>) {
         let pp = if s >= 2 { b[s - 2] } else { 0 };
         if is_alnum(p)
             || matches!(p, b'_' | b'.' | b'\\')
-            || matches!(p, b'/' | b'-') && pp.is_ascii_alphanumeric()
+            || p == b'/' && pp.is_ascii_alphanumeric()
+            || p == b'-' && pp.is_ascii_alphabetic()
         {
             continue;
         }
@@ -232,6 +233,10 @@ mod tests {
             ["203.0.113.7", "198.51.100.2"]
         );
         assert_eq!(v4("::ffff:192.0.2.1"), ["192.0.2.1"]);
+        assert_eq!(
+            v4("range 192.0.2.1-192.0.2.254"),
+            ["192.0.2.1", "192.0.2.254"]
+        );
         for t in [
             "1.2.3.4.5",
             "v1.2.3.4",

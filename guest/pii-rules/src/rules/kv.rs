@@ -9,9 +9,10 @@
 //! `${VAR}`, `null`, booleans) are skipped, and an unquoted `key: value` in
 //! prose must not be a status word ("password: required").
 
+use super::kv_values::{AUTH_METHODS, PROSE, cookies, eq_any, placeholder};
 use super::push;
 use crate::Match;
-use crate::bytes::{at, before, starts_ic};
+use crate::bytes::{at, before, is_alnum, starts_ic};
 use crate::keys::{KeyKind, classify_key};
 use crate::rule::Rule;
 use crate::scanner::Cx;
@@ -42,181 +43,10 @@ fn stop_unquoted(c: u8, kind: KeyKind) -> bool {
     ) || c == b'&' && kind != KeyKind::Cloud
 }
 
-fn eq_any(v: &[u8], list: &[&[u8]]) -> bool {
-    list.iter().any(|w| v.eq_ignore_ascii_case(w))
-}
-
-const PLACEHOLDERS: &[&[u8]] = &[
-    b"null",
-    b"nil",
-    b"none",
-    b"undefined",
-    b"true",
-    b"false",
-    b"redacted",
-    b"[redacted]",
-    b"<redacted>",
-    b"filtered",
-    b"[filtered]",
-    b"masked",
-    b"hidden",
-    b"n/a",
-    b"-",
-    b"?",
-    b"<secret>",
-    b"<token>",
-    b"<password>",
-    b"<api_token>",
-    b"<cloud_key>",
-    b"<credential>",
-];
-
-const PROSE: &[&[u8]] = &[
-    b"required",
-    b"invalid",
-    b"incorrect",
-    b"expired",
-    b"missing",
-    b"changed",
-    b"reset",
-    b"updated",
-    b"empty",
-    b"mismatch",
-    b"ok",
-    b"set",
-    b"unset",
-    b"provided",
-    b"present",
-    b"absent",
-    b"valid",
-    b"verified",
-    b"failed",
-    b"denied",
-    b"accepted",
-    b"rejected",
-    b"wrong",
-    b"weak",
-    b"strong",
-    b"blank",
-    b"yes",
-    b"no",
-    b"enabled",
-    b"disabled",
-    b"unknown",
-    b"default",
-    b"not",
-    b"is",
-    b"was",
-    b"the",
-    b"a",
-    b"for",
-    b"must",
-    b"should",
-    b"too",
-    b"refreshed",
-    b"revoked",
-    b"issued",
-    b"generated",
-    b"rotated",
-    b"sent",
-    b"received",
-];
-
-const AUTH_METHODS: &[&[u8]] = &[
-    b"basic",
-    b"bearer",
-    b"oauth",
-    b"oauth2",
-    b"ldap",
-    b"saml",
-    b"oidc",
-    b"jwt",
-    b"digest",
-    b"kerberos",
-    b"ntlm",
-    b"sso",
-    b"mtls",
-    b"token",
-    b"password",
-    b"apikey",
-    b"api_key",
-    b"hmac",
-    b"required",
-    b"optional",
-    b"anonymous",
-];
-
-/// Whether `v` is a placeholder rather than a secret.
-fn placeholder(v: &[u8]) -> bool {
-    v.is_empty()
-        || eq_any(v, PLACEHOLDERS)
-        || matches!(v[0], b'$' | b'{' | b'%' | b'[' | b'(' | b'<')
-        || v.iter().filter(|&&c| c == b'*').count() >= 3
-        || v.len() >= 3
-            && v.iter()
-                .all(|&c| matches!(c, b'*' | b'x' | b'X' | b'#' | b'.'))
-}
-
-/// The secret-looking span of a cookie list `b[s..e]` (`a=1; b=2`).
-fn cookies(b: &[u8], s: usize, e: usize, first_only: bool, out: &mut Vec<Match>) {
-    let mut i = s;
-    while i < e {
-        while i < e && matches!(b[i], b' ' | b';') {
-            i += 1;
-        }
-        let ns = i;
-        while i < e && b[i] != b'=' && b[i] != b';' {
-            i += 1;
-        }
-        if i >= e || b[i] != b'=' {
-            if first_only {
-                return;
-            }
-            continue;
-        }
-        let name = &b[ns..i];
-        let vs = i + 1;
-        let mut ve = vs;
-        while ve < e && b[ve] != b';' && b[ve] != b' ' {
-            ve += 1;
-        }
-        let v = &b[vs..ve];
-        let lname: [u8; 16] = {
-            let mut a = [0u8; 16];
-            for (d, c) in a.iter_mut().zip(name) {
-                *d = c.to_ascii_lowercase();
-            }
-            a
-        };
-        let has = |w: &[u8]| lname.windows(w.len()).any(|x| x == w);
-        let secret_name = classify_key(name).is_some()
-            || [
-                "sess", "sid", "token", "auth", "jwt", "csrf", "xsrf", "remember", "login", "key",
-            ]
-            .iter()
-            .any(|w| has(w.as_bytes()));
-        let random = v.len() >= 16
-            || v.len() >= 8
-                && v.iter().any(u8::is_ascii_digit)
-                && v.iter().any(u8::is_ascii_alphabetic);
-        if !v.is_empty() && !placeholder(v) && (secret_name || random) {
-            push(out, vs, ve, Rule::SecretValue);
-        }
-        i = ve;
-        if first_only {
-            return;
-        }
-    }
-}
-
 /// Try a key/value pair around the separator at `p`. Returns the end of the
 /// consumed value.
 fn pair(b: &[u8], p: usize, cx: &Cx, out: &mut Vec<Match>) -> Option<usize> {
     let sep = b[p];
-    // `password 'x'`: a space separator only before a quoted value.
-    if sep == b' ' && !matches!(at(b, p + 1), b'"' | b'\'') {
-        return None;
-    }
     if sep == b':'
         && (at(b, p + 1) == b':'
             || before(b, p) == b':'
@@ -249,9 +79,26 @@ fn pair(b: &[u8], p: usize, cx: &Cx, out: &mut Vec<Match>) -> Option<usize> {
     if k == ke || key_char(before(b, k)) || bracketed && before(b, k) != b'[' {
         return None;
     }
-    let kind = classify_key(&b[k..ke])?;
-    if sep == b' ' && !matches!(kind, KeyKind::Password | KeyKind::Token | KeyKind::Cloud) {
+    // `scheme://token:x@host`: the userinfo of a URL, not a pair.
+    if k >= 3 && &b[k - 3..k] == b"://" {
         return None;
+    }
+    let kind = classify_key(&b[k..ke])?;
+    let mut norm = [0u8; 48];
+    let nk = crate::keys::normalize_key(&b[k..ke], &mut norm).unwrap_or(0);
+    let norm = &norm[..nk];
+    // A space separator: CLI flags (`--password x`, `--token x`) and
+    // `password 'x'` — the latter only for password words, as "secret 'name'"
+    // and "token 'name'" usually name the object, not its value.
+    if sep == b' ' {
+        let cli = b[k..ke].starts_with(b"--") && !matches!(at(b, p + 1), b'-' | b' ' | 0);
+        let quoted = matches!(at(b, p + 1), b'"' | b'\'')
+            && (norm.ends_with(b"password")
+                || norm.ends_with(b"passwd")
+                || norm.ends_with(b"passphrase"));
+        if !cli && !quoted {
+            return None;
+        }
     }
     let rule = match kind {
         KeyKind::Authorization => Rule::BearerToken,
@@ -357,35 +204,55 @@ fn pair(b: &[u8], p: usize, cx: &Cx, out: &mut Vec<Match>) -> Option<usize> {
     if placeholder(val) || val.starts_with(b"-----BEGIN") {
         return Some(ve);
     }
+    // A rejected short value is re-scanned (it may hold a pair itself); a
+    // long one is skipped so hostile inputs stay linear.
+    let skip = (ve > vs + 256).then_some(ve);
+    // `Authorization: Bearer` with nothing after it.
+    if kind == KeyKind::Authorization
+        && !scheme
+        && eq_any(
+            val,
+            &[
+                b"bearer",
+                b"basic",
+                b"token",
+                b"digest",
+                b"negotiate",
+                b"ntlm",
+            ],
+        )
+    {
+        return skip;
+    }
+    // YAML tags (`client_secret: !vault |`) and the shell's working directory.
+    if val[0] == b'!' && val[1..].iter().all(u8::is_ascii_alphabetic)
+        || norm == b"pwd" && matches!(val[0], b'/' | b'~')
+    {
+        return skip;
+    }
     if sep == b' ' && val.iter().all(u8::is_ascii_lowercase) {
-        return None;
+        return skip;
+    }
+    if quote == 0 && !scheme && eq_any(val, PROSE) {
+        return skip;
     }
     if quote == 0 && sep == b':' && !key_quoted && !scheme {
-        let mut w = [0u8; 16];
-        let lw = val.len().min(16);
-        for (d, c) in w.iter_mut().zip(val) {
-            *d = c.to_ascii_lowercase();
-        }
         let secretish = val.len() >= 6 || val.iter().any(|c| !c.is_ascii_lowercase());
         // `credentials: passwd=x` — the value is itself a pair.
         let pair_inside = val
             .iter()
             .rposition(|&c| c == b'=')
             .is_some_and(|q| val[..q].iter().any(|&c| c != b'='));
-        if eq_any(&w[..lw], PROSE) || !secretish || pair_inside {
-            return None;
+        if !secretish || pair_inside {
+            return skip;
         }
     }
     if kind == KeyKind::Token {
         if val.len() < 5 && val.iter().all(u8::is_ascii_digit) {
-            return None;
+            return skip;
         }
-        let mut norm = [0u8; 48];
-        if crate::keys::normalize_key(&b[k..ke], &mut norm) == Some(4)
-            && &norm[..4] == b"auth"
-            && eq_any(val, AUTH_METHODS)
-        {
-            return None;
+        if norm == b"auth" && eq_any(val, AUTH_METHODS) {
+            return skip;
         }
     }
     push(out, s, ve, rule);
@@ -407,12 +274,27 @@ pub(crate) fn scan(b: &[u8], cx: &Cx, out: &mut Vec<Match>) {
     while i < b.len() {
         let Some(p) = b[i..]
             .iter()
-            .position(|&c| matches!(c, b'=' | b':' | b'"' | b'\''))
+            .position(|&c| matches!(c, b'=' | b':' | b'"' | b'\'' | b'-'))
         else {
             return;
         };
         let mut j = i + p;
-        if matches!(b[j], b'"' | b'\'') {
+        if b[j] == b'-' {
+            // `--password x`: find the space after the flag name.
+            if at(b, j + 1) != b'-' || is_alnum(before(b, j)) {
+                i = j + 1;
+                continue;
+            }
+            let mut e = j + 2;
+            while e < b.len() && key_char(b[e]) {
+                e += 1;
+            }
+            if at(b, e) != b' ' {
+                i = e.max(j + 1);
+                continue;
+            }
+            j = e;
+        } else if matches!(b[j], b'"' | b'\'') {
             // `password 'x'`: try the space before the quote.
             if b[j - 1] != b' ' {
                 i = j + 1;
@@ -492,6 +374,11 @@ mod tests {
             ("Authorization: Bearer%20q8Zr4TmN2pLx7", &["q8Zr4TmN2pLx7"]),
             ("user[email]=a&user[password]=Secr3t!&x=1", &["Secr3t!"]),
             ("Authorization: Bearer abc", &["abc"]),
+            ("docker login --password s3cr3tPw -u bob", &["s3cr3tPw"]),
+            (
+                "gh auth login --with-token --token ghx123abc",
+                &["ghx123abc"],
+            ),
         ];
         for (t, want) in cases {
             assert_eq!(found(t), *want, "{t}");
@@ -515,6 +402,17 @@ mod tests {
             "token=42",
             "token: [REDACTED]",
             "ssn: ***-**-6789",
+            "secret 'db-credentials' synced",
+            "Authorization: Bearer",
+            "client_secret: !vault |",
+            "PWD=/var/lib/jenkins/workspace",
+            "auth=enabled",
+            "signature=valid",
+            "Authorization: Negotiate",
+            "run --password-stdin < file",
+            "--token --verbose",
+            "api_key=YOUR_API_KEY",
+            "secret: your-secret-here",
             "the password \"field\" is",
         ] {
             assert!(found(t).is_empty(), "{t}: {:?}", found(t));

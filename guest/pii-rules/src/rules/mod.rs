@@ -1,14 +1,15 @@
 //! Rule scanners and their dispatch. Each submodule owns one family:
 //! - `email` — addresses with a literal `@`; `email_obf` — spelled-out
 //!   `[at]`/`dot` forms.
-//! - `phone` — international and national phone numbers.
+//! - `phone` — international and national phone numbers; `phone_words` —
+//!   the keywords that gate undelimited and unusual numbers.
 //! - `ip` — IPv4 and IPv6 addresses.
 //! - `card` — payment cards; `iban` — bank accounts; `ssn` — US SSNs.
 //! - `tokens` — JWTs, vendor API token formats and AWS access key ids
 //!   (one word-start dispatch pass).
 //! - `auth` — credentials after `Bearer`/`Basic`/`Token`/`Digest`.
 //! - `kv` — values of secret-ish `key=value` / `key: value` / JSON pairs,
-//!   cookies.
+//!   cookies; `kv_values` — placeholders, prose words, cookie lists.
 //! - `url` — userinfo in URLs and DSNs; `pem` — private key blocks.
 //! - `words` — the single word-start pass that drives `tokens`, `auth`,
 //!   `email_obf` and `iban`.
@@ -23,8 +24,10 @@ mod email_obf;
 mod iban;
 mod ip;
 mod kv;
+mod kv_values;
 mod pem;
 mod phone;
+mod phone_words;
 mod ssn;
 mod tokens;
 mod url;
@@ -34,6 +37,11 @@ use crate::Match;
 use crate::bytes::{F_AT, F_COLON, F_DASH, F_EQ, F_LOWER, F_QUOTE, F_SPACE, F_UPPER, digit_run};
 use crate::rule::Rule;
 use crate::scanner::Cx;
+
+/// The end of the JWT starting at `i`, if one does.
+pub(crate) fn jwt_at(b: &[u8], i: usize) -> Option<usize> {
+    tokens::jwt(b, i)
+}
 
 /// Push a match.
 #[inline]

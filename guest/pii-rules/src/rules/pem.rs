@@ -2,7 +2,7 @@
 //! PRIVATE KEY[ BLOCK]-----` through the matching END line inclusive), as
 //! found in GCP service-account JSON (`"private_key": "-----BEGIN ...\n..."`),
 //! config dumps and logs. A block without its END line runs to the end of
-//! the text or the closing quote (`"` or `\\"`).
+//! the text or the closing quote (`"`, or `\"` inside JSON-in-strings).
 
 use super::push;
 use crate::Match;

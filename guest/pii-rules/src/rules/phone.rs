@@ -12,9 +12,10 @@
 //! Dates, times (a group followed by `:digit` is an hour), versions, IPs,
 //! thousands-grouped numbers and runs glued to letters are rejected.
 
+use super::phone_words::{non_ascii_phone_word, phone_words_in, tight_phone_word};
 use super::push;
 use crate::Match;
-use crate::bytes::{Words, any_word_in, at, before, find, is_alnum, pack};
+use crate::bytes::{at, before, is_alnum};
 use crate::rule::Rule;
 use crate::scanner::Cx;
 
@@ -37,179 +38,6 @@ impl Group {
     }
 }
 
-/// Keyword strength: 2 for phone words, 1 for "call"-like verbs, 0 otherwise.
-fn phone_word(w: u128) -> u8 {
-    static STRONG: Words<24> = Words::new([
-        b"phone",
-        b"phones",
-        b"tel",
-        b"telephone",
-        b"telefon",
-        b"telefono",
-        b"telefone",
-        b"telefonnummer",
-        b"mobile",
-        b"mobil",
-        b"mob",
-        b"cell",
-        b"cellphone",
-        b"fax",
-        b"whatsapp",
-        b"ph",
-        b"sms",
-        b"msisdn",
-        b"handy",
-        b"tlf",
-        b"tfn",
-        b"callback",
-        b"phoneno",
-        b"tele",
-    ]);
-    static WEAK: Words<9> = Words::new([
-        b"call", b"called", b"calling", b"dial", b"dialed", b"ring", b"text", b"contact", b"reach",
-    ]);
-    if STRONG.has(w) || w >> 40 != 0 && contains_phone(w) {
-        2
-    } else if WEAK.has(w) {
-        1
-    } else {
-        0
-    }
-}
-
-/// Whether a packed word contains "phone" (`cellphone`, `homephone`).
-fn contains_phone(w: u128) -> bool {
-    const PHONE: u128 = pack(b"phone");
-    (0..12).any(|k| (w >> (8 * k)) & 0xff_ffff_ffff == PHONE)
-}
-
-/// Strongest phone keyword in `b[lo..hi]`.
-fn phone_words_in(b: &[u8], lo: usize, hi: usize) -> u8 {
-    let mut best = 0;
-    any_word_in(b, lo, hi, |w| {
-        best = best.max(phone_word(w));
-        best == 2
-    });
-    best
-}
-
-/// A phone keyword right before `b[s..]` (separated only by punctuation and
-/// filler words such as "number", "is", "me at") or right after `b[..e]`.
-/// Undelimited digit runs need this tight evidence.
-fn tight_phone_word(b: &[u8], s: usize, e: usize) -> u8 {
-    static FILLER: Words<48> = Words::new([
-        b"number",
-        b"numbers",
-        b"no",
-        b"nr",
-        b"num",
-        b"is",
-        b"at",
-        b"me",
-        b"us",
-        b"on",
-        b"to",
-        b"via",
-        b"from",
-        b"the",
-        b"my",
-        b"our",
-        b"his",
-        b"her",
-        b"your",
-        b"their",
-        b"nummer",
-        b"numero",
-        b"de",
-        b"du",
-        b"di",
-        b"mit",
-        b"unter",
-        b"was",
-        b"please",
-        b"or",
-        b"and",
-        b"primary",
-        b"home",
-        b"work",
-        b"office",
-        b"main",
-        b"personal",
-        b"alt",
-        b"new",
-        b"old",
-        b"updated",
-        b"changed",
-        b"customer",
-        b"user",
-        b"a",
-        b"an",
-        b"id",
-        b"contact",
-    ]);
-    let mut k = s;
-    for _ in 0..5 {
-        let mut skipped = 0;
-        while k > 0 && !b[k - 1].is_ascii_alphanumeric() && b[k - 1] != b'\n' && skipped < 6 {
-            k -= 1;
-            skipped += 1;
-        }
-        if k == 0 || !b[k - 1].is_ascii_alphabetic() {
-            break;
-        }
-        let we = k;
-        while k > 0 && b[k - 1].is_ascii_alphabetic() {
-            k -= 1;
-        }
-        let w = pack(&b[k..we]);
-        let st = phone_word(w);
-        if st > 0 {
-            return st;
-        }
-        if !FILLER.has(w) {
-            break;
-        }
-    }
-    // `4155552671 (mobile)`
-    let mut k = e;
-    while k < b.len() && matches!(b[k], b' ' | b'(' | b'[' | b',' | b'-' | b':') && k - e < 4 {
-        k += 1;
-    }
-    let ws = k;
-    while k < b.len() && b[k].is_ascii_alphabetic() {
-        k += 1;
-    }
-    phone_word(pack(&b[ws..k]))
-}
-
-/// Phone keywords in other scripts, matched as substrings of the window.
-fn non_ascii_phone_word(b: &[u8], lo: usize, hi: usize) -> bool {
-    const WORDS: &[&str] = &[
-        "телефон",
-        "тел.",
-        "моб",
-        "هاتف",
-        "جوال",
-        "موبايل",
-        "تلفن",
-        "电话",
-        "電話",
-        "手机",
-        "携帯",
-        "फ़ोन",
-        "फोन",
-        "मोबाइल",
-        "téléphone",
-        "teléfono",
-        "telefone",
-        "전화",
-        "โทร",
-        "טלפון",
-    ];
-    let w = &b[lo.min(b.len())..hi.min(b.len())];
-    w.iter().any(|&c| c >= 0x80) && WORDS.iter().any(|k| find(w, 0, k.as_bytes()).is_some())
-}
-
 fn left_ok(b: &[u8], i: usize) -> bool {
     let p = before(b, i);
     if is_alnum(p) || p == b'_' || p == b'#' || p >= 0x80 && i >= 2 && b[i - 2] >= 0xC0 {
@@ -218,7 +46,6 @@ fn left_ok(b: &[u8], i: usize) -> bool {
     let pp = if i >= 2 { b[i - 2] } else { 0 };
     match p {
         b'.' | b'-' | b'/' | b'+' | b'\\' => !is_alnum(pp),
-        b',' => !pp.is_ascii_digit(),
         b':' => !pp.is_ascii_digit(),
         _ => true,
     }
@@ -229,20 +56,23 @@ fn right_ok(b: &[u8], e: usize) -> bool {
     if is_alnum(n) || n == b'_' {
         return false;
     }
-    !(matches!(n, b'.' | b',' | b':' | b'-' | b'/' | b'%') && at(b, e + 1).is_ascii_digit())
+    !(matches!(n, b'.' | b':' | b'-' | b'/' | b'%') && at(b, e + 1).is_ascii_digit())
 }
 
 /// Parse a run at `i` ('+', '(' or digit). Returns (groups, count, plus, end).
 fn parse(b: &[u8], i: usize, gs: &mut [Group; MAX_GROUPS]) -> (usize, bool, usize) {
     let mut ng = 0;
     let mut j = i;
-    let plus = b[j] == b'+';
+    let mut plus = b[j] == b'+';
     if plus {
         j += 1;
     }
     loop {
         let g = if at(b, j) == b'(' {
-            let k = j + 1;
+            // `(+49) 151 ...`: a parenthesised country code.
+            let cc = ng == 0 && !plus && at(b, j + 1) == b'+';
+            plus |= cc;
+            let k = j + 1 + cc as usize;
             let mut m = k;
             while m < b.len() && b[m].is_ascii_digit() && m - k < 5 {
                 m += 1;
@@ -397,7 +227,8 @@ fn classify(b: &[u8], gs: &[Group], plus: bool, hint: bool, kw: &mut dyn FnMut()
     let lens_are =
         |want: &[usize]| gs.len() == want.len() && gs.iter().zip(want).all(|(g, w)| g.len() == *w);
     let dot_ok = dots == 0
-        || dots == seps.len() && (plus || lens_are(&[3, 3, 4]) || lens_are(&[2, 2, 2, 2, 2]));
+        || plus
+        || dots == seps.len() && (lens_are(&[3, 3, 4]) || lens_are(&[2, 2, 2, 2, 2]));
     let slash_ok = slashes == 0 || slashes == 1 && gs[0].sep == b'/';
     if !dot_ok || !slash_ok {
         return false;
@@ -443,7 +274,13 @@ fn classify(b: &[u8], gs: &[Group], plus: bool, hint: bool, kw: &mut dyn FnMut()
         };
         return strength == 2 || strength == 1 && (10..=12).contains(&d);
     }
-    kw() > 0
+    // A "call"-like verb must sit right next to the number ("call me on ..."),
+    // not anywhere in the sentence ("Call ID 1234 5678 9012").
+    match kw() {
+        2 => true,
+        1 => tight_phone_word(b, gs[0].s - gs[0].paren as usize, gs[gs.len() - 1].e) > 0,
+        _ => false,
+    }
 }
 
 /// Find phone numbers.
@@ -455,7 +292,8 @@ pub(crate) fn scan(b: &[u8], cx: &Cx, out: &mut Vec<Match>) {
     while i < n {
         let c = b[i];
         let start_ok = c.is_ascii_digit()
-            || (c == b'+' || c == b'(') && (at(b, i + 1).is_ascii_digit() || at(b, i + 1) == b'(');
+            || c == b'+' && (at(b, i + 1).is_ascii_digit() || at(b, i + 1) == b'(')
+            || c == b'(' && (at(b, i + 1).is_ascii_digit() || at(b, i + 1) == b'+');
         if !start_ok {
             i += 1;
             continue;
@@ -584,6 +422,7 @@ mod tests {
             "1-415-555-2671",
             "612 34 56 78",
             "(11) 91234-5678",
+            "(+49) 151 23456789",
         ] {
             let t = format!("reach me on {p}, thanks");
             assert_eq!(found(&t), [p], "{t}");
@@ -593,6 +432,7 @@ mod tests {
         assert_eq!(found_h("4155552671", true), ["4155552671"]);
         assert_eq!(found("id 12 415-555-2671"), ["415-555-2671"]);
         assert_eq!(found("tel:+14155552671"), ["+14155552671"]);
+        assert_eq!(found("bob,+1 415 555 2671,42"), ["+1 415 555 2671"]);
     }
 
     #[test]
@@ -626,5 +466,7 @@ mod tests {
         // Keyword present, but dates / IPs still rejected.
         assert!(found("called at 2024-01-15 10:30").is_empty());
         assert!(found("phone home 192.168.1.10").is_empty());
+        assert!(found("Call ID 1234 5678 9012 dropped").is_empty());
+        assert_eq!(found("call me on 1234 5678 9012"), ["1234 5678 9012"]);
     }
 }

@@ -21,7 +21,7 @@ fn left_ok(b: &[u8], i: usize) -> bool {
     if is_alnum(p) || p == b'_' || p == b'#' {
         return false;
     }
-    !(matches!(p, b'-' | b'.' | b'/' | b':' | b',' | b'+') && i >= 2 && b[i - 2].is_ascii_digit()
+    !(matches!(p, b'-' | b'.' | b'/' | b':' | b'+') && i >= 2 && b[i - 2].is_ascii_digit()
         || matches!(p, b'-' | b'.' | b'/') && i >= 2 && is_alnum(b[i - 2]))
 }
 
@@ -29,7 +29,7 @@ fn right_ok(b: &[u8], e: usize) -> bool {
     let n = at(b, e);
     !(is_alnum(n)
         || n == b'_'
-        || matches!(n, b'-' | b'.' | b'/' | b':' | b',') && at(b, e + 1).is_ascii_digit())
+        || matches!(n, b'-' | b'.' | b'/' | b':') && at(b, e + 1).is_ascii_digit())
 }
 
 fn digits_at(b: &[u8], i: usize, n: usize) -> bool {
@@ -113,6 +113,10 @@ mod tests {
             ["078051120"]
         );
         assert_eq!(found_h("123456789", true), ["123456789"]);
+        assert_eq!(
+            found_h("a,4155552671,123-45-6789,7", false),
+            ["123-45-6789"]
+        );
     }
 
     #[test]

@@ -60,7 +60,7 @@ fn pref(
 }
 
 /// JWT starting at `i` ("eyJ"): returns the end.
-fn jwt(b: &[u8], i: usize) -> Option<usize> {
+pub(crate) fn jwt(b: &[u8], i: usize) -> Option<usize> {
     if !starts(b, i, b"eyJ") {
         return None;
     }
@@ -164,10 +164,10 @@ pub(crate) fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule
                 && matches!(at(b, i + 2), b'p' | b'o' | b'u' | b's' | b'r')
                 && at(b, i + 3) == b'_'
             {
-                return api(pref(b, i, &b[i..i + 4], alnum, 20, 80));
+                return api(pref(b, i, &b[i..i + 4], alnum, 8, 80));
             }
             api(pref(b, i, b"github_pat_", word, 22, 255)
-                .or_else(|| pref(b, i, b"glpat-", is_b64url, 20, 64))
+                .or_else(|| pref(b, i, b"glpat-", is_b64url, 8, 64))
                 .or_else(|| pref(b, i, b"gldt-", is_b64url, 20, 64))
                 .or_else(|| pref(b, i, b"glrt-", is_b64url, 20, 64))
                 .or_else(|| pref(b, i, b"glptt-", is_b64url, 20, 64)))
@@ -178,7 +178,7 @@ pub(crate) fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule
                 && at(b, i + 4) == b'-'
             {
                 let slack = |c: u8| c.is_ascii_alphanumeric() || c == b'-';
-                return api(pref(b, i, &b[i..i + 5], slack, 10, 255));
+                return api(pref(b, i, &b[i..i + 5], slack, 6, 255));
             }
             api(pref(
                 b,
@@ -198,7 +198,7 @@ pub(crate) fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule
                 b"pk_live_",
                 b"pk_test_",
             ] {
-                if let Some(e) = pref(b, i, p, alnum, 10, 255) {
+                if let Some(e) = pref(b, i, p, alnum, 4, 255) {
                     return Some((i, e, Rule::ApiToken));
                 }
             }
@@ -214,11 +214,11 @@ pub(crate) fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule
             {
                 return api(pref(b, i, &b[i..i + 6], alnum, 20, 64));
             }
-            api(pref(b, i, b"pypi-", is_b64url, 40, 1024))
+            api(pref(b, i, b"pypi-", is_b64url, 16, 1024))
         }
-        b'w' => api(pref(b, i, b"whsec_", alnum, 20, 128)),
+        b'w' => api(pref(b, i, b"whsec_", alnum, 8, 128)),
         b'A' => {
-            if let Some(e) = pref(b, i, b"AIza", is_b64url, 30, 40) {
+            if let Some(e) = pref(b, i, b"AIza", is_b64url, 20, 40) {
                 return Some((i, e, Rule::ApiToken));
             }
             if cx.on(Rule::CloudKey) && AWS_PREFIXES.iter().any(|p| starts(b, i, &p[..])) {
@@ -232,9 +232,9 @@ pub(crate) fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule
             if starts(b, i, b"SG.") {
                 let n1 = run_len(b, i + 3, 128, is_b64url);
                 let d = i + 3 + n1;
-                if n1 >= 16 && at(b, d) == b'.' {
+                if n1 >= 8 && at(b, d) == b'.' {
                     let n2 = run_len(b, d + 1, 128, is_b64url);
-                    if n2 >= 16 && !is_b64url(at(b, d + 1 + n2)) {
+                    if n2 >= 8 && !is_b64url(at(b, d + 1 + n2)) {
                         return Some((i, d + 1 + n2, Rule::ApiToken));
                     }
                 }
@@ -242,10 +242,10 @@ pub(crate) fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule
             }
             api(pref(b, i, b"SK", hex, 32, 32))
         }
-        b'n' => api(pref(b, i, b"npm_", alnum, 30, 64)),
+        b'n' => api(pref(b, i, b"npm_", alnum, 16, 64)),
         b'k' => api(pref(b, i, b"key-", alnum, 32, 32)),
         b'h' => {
-            if let Some(e) = pref(b, i, b"hf_", alnum, 30, 64) {
+            if let Some(e) = pref(b, i, b"hf_", alnum, 16, 64) {
                 return Some((i, e, Rule::ApiToken));
             }
             if starts_ic(b, i, b"hooks.slack.com/services/") {
@@ -262,7 +262,7 @@ pub(crate) fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule
             }
             None
         }
-        b'd' => api(pref(b, i, b"dop_v1_", hex, 30, 128)),
+        b'd' => api(pref(b, i, b"dop_v1_", hex, 16, 128)),
         b'y' => api(pref(b, i, b"ya29.", is_b64url, 20, 2048)),
         _ => None,
     }

@@ -88,6 +88,7 @@ pub(crate) fn scan_dsn_at(b: &[u8], out: &mut Vec<Match>) {
         }
         let mut s = a;
         while s > 0
+            && a - s < 256
             && !matches!(
                 b[s - 1],
                 b' ' | b'\t' | b'"' | b'\'' | b'=' | b'`' | b'/' | b'\\'

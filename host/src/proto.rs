@@ -1,0 +1,9 @@
+//! Generated protobuf and gRPC code (from `proto/`, compiled by
+//! `host/build.rs` with protox and tonic-prost-build).
+
+/// `zitadel.analytics.v2beta`: the TelemetryService wasmtel reports to and
+/// serves (`wasmtel receive`).
+#[allow(missing_docs, clippy::all)]
+pub mod zitadel {
+    tonic::include_proto!("zitadel.analytics.v2beta");
+}
