@@ -39,6 +39,18 @@ pub fn opt_out_reason(config_enabled: bool) -> Option<String> {
     (!config_enabled).then(|| "[reporting] enabled = false".to_string())
 }
 
+static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops all reporting for the rest of the process (a receiver asked for it).
+pub fn stop_reporting_for_process() {
+    STOPPED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// True once a receiver asked this process to stop reporting.
+pub fn reporting_stopped() -> bool {
+    STOPPED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,16 +62,4 @@ mod tests {
         assert_eq!(first.len(), 36);
         assert_eq!(system_id(dir.path()).unwrap(), first);
     }
-}
-
-static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Stops all reporting for the rest of the process (a receiver asked for it).
-pub fn stop_reporting_for_process() {
-    STOPPED.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// True once a receiver asked this process to stop reporting.
-pub fn reporting_stopped() -> bool {
-    STOPPED.load(std::sync::atomic::Ordering::SeqCst)
 }

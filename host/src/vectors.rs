@@ -56,7 +56,7 @@ pub fn run(redactor: Arc<dyn FindingSource>, text: &str) -> Result<VectorReport,
             .map_err(|e| format!("{name}: `input` is not an event: {e}"))?;
         let expect = &case["expect"];
         report.total += 1;
-        let outcome = chain.redact(vec![input], &[name.clone()], &mut batch);
+        let outcome = chain.redact(vec![input], std::slice::from_ref(&name), &mut batch);
         let mut fail = |detail: String| {
             report.failures.push(Mismatch {
                 name: name.clone(),

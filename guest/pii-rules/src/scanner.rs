@@ -69,7 +69,10 @@ impl Scanner {
         } else {
             path_info(ctx.path)
         };
-        if let Some(kind) = kind.filter(|_| self.rules.contains(Rule::SecretValue)) {
+        // Key-based secrets apply to nested fields (`metadata.password`);
+        // a top-level name such as the event's `sessionId` is an identifier.
+        let nested = ctx.path.contains(['.', '[']);
+        if let Some(kind) = kind.filter(|_| nested && self.rules.contains(Rule::SecretValue)) {
             if let Some(m) = whole_value(kind, text, self.rules) {
                 out.push(m);
             }
@@ -266,6 +269,16 @@ mod tests {
                 .is_empty()
         );
         assert!(s.find(FieldContext::value("a.password"), "null").is_empty());
+        assert!(
+            s.find(FieldContext::value("sessionId"), "ses-acme-1-001")
+                .is_empty(),
+            "top-level event ids are not secrets"
+        );
+        assert_eq!(
+            s.find(FieldContext::value("metadata.session_id"), "ses-acme-1-001")
+                .len(),
+            1
+        );
         // Keys only get content rules.
         assert!(
             s.find(FieldContext::key("a.password"), "hunter2")

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::config::Limits;
 use crate::runtime::redactor::RedactorModule;
 use crate::runtime::{ModuleSource, Runtime, RuntimeOptions};
-use crate::transforms::redact::{FindingSource, NativeRedactor, RedactionChain, new_batch};
+use crate::transforms::redact::{FindingSource, NativeRedactor, RedactionChain, new_batch, pack};
 
 use super::synthetic;
 
@@ -50,13 +50,15 @@ pub fn run(events: usize, batch_size: usize) -> anyhow::Result<Vec<Figure>> {
     )?);
     let native: Arc<dyn FindingSource> = Arc::new(NativeRedactor::new(pii_rules::RuleSet::all()));
 
+    let sources = [native, wasm];
     let mut figures = Vec::new();
     let mut outputs = Vec::new();
-    for (label, redactor) in [
-        ("native (same rules, no sandbox)", native),
-        ("wasm (redactor-pii component)", wasm),
-    ] {
-        let chain = RedactionChain::new(vec![redactor]);
+    let labels = [
+        "native (same rules, no sandbox)",
+        "wasm (redactor-pii component)",
+    ];
+    for (label, redactor) in labels.into_iter().zip(&sources) {
+        let chain = RedactionChain::new(vec![redactor.clone()]);
         let (elapsed, findings, output) = measure(&chain, &input, batch_size)?;
         let secs = elapsed.as_secs_f64();
         let figure = Figure {
@@ -72,6 +74,37 @@ pub fn run(events: usize, batch_size: usize) -> anyhow::Result<Vec<Figure>> {
         figures.push(figure);
         outputs.push(output);
     }
+    // The scan alone (pre-packed batches, no apply): the sandbox's own cost.
+    let batches: Vec<_> = input
+        .chunks(batch_size)
+        .map(|chunk| {
+            let mut b = new_batch();
+            pack(chunk, &mut b);
+            b
+        })
+        .collect();
+    let mut scan_times = Vec::new();
+    for (label, redactor) in [("native", &sources[0]), ("wasm", &sources[1])] {
+        redactor
+            .find(&batches[0])
+            .map_err(|f| anyhow::anyhow!("{f}"))?;
+        let start = Instant::now();
+        for b in &batches {
+            redactor.find(b).map_err(|f| anyhow::anyhow!("{f}"))?;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "  scan only, {label:<27} {:>10.0} events/s  {:>7.1} MB/s  ({:.2} µs per call)",
+            events as f64 / secs,
+            bytes as f64 / secs / 1e6,
+            secs * 1e6 / batches.len() as f64
+        );
+        scan_times.push(secs);
+    }
+    println!(
+        "  scan-only ratio: wasm is {:.2}x slower than native (boundary crossing + sandboxed scan)",
+        scan_times[1] / scan_times[0]
+    );
     let ratio = figures[0].events_per_sec / figures[1].events_per_sec;
     println!(
         "  ratio: wasm is {ratio:.2}x slower than native ({:.0}% of native throughput)",

@@ -38,7 +38,7 @@ pub fn events(n: usize) -> Vec<Event> {
     let base: DateTime<Utc> = DateTime::from_timestamp(1_763_700_000, 0).unwrap();
     (0..n)
         .map(|i| {
-            let pii = rng.next() % 3 == 0;
+            let pii = rng.next().is_multiple_of(3);
             let metadata = json!({
                 "full_method": rng.pick(&["/zitadel.user.v2.UserService/GetUser", "/zitadel.session.v2.SessionService/CreateSession", "/grpc.health.v1.Health/Check"]),
                 "status_code": rng.pick(&["OK", "NOT_FOUND", "UNAVAILABLE"]),

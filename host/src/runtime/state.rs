@@ -138,7 +138,7 @@ impl sql::Host for HostState {
                     .into(),
             ));
         };
-        if !granted.iter().any(|g| *g == source) {
+        if !granted.contains(&source) {
             return Err(PluginError::QueryFailed(format!(
                 "data source {source:?} is not granted to this module (granted: {})",
                 granted.join(", ")

@@ -104,7 +104,7 @@ impl Delivery<'_> {
         // A batch shorter than the bulk size ends the report: when the counts
         // divide evenly, an empty batch ends it.
         let n = pending.report.counts.len();
-        let total = n.div_ceil(self.bulk_size) + usize::from(n % self.bulk_size == 0);
+        let total = n.div_ceil(self.bulk_size) + usize::from(n.is_multiple_of(self.bulk_size));
         while pending.batches_sent < total {
             let start = (pending.batches_sent * self.bulk_size).min(n);
             let end = (start + self.bulk_size).min(n);
