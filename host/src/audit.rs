@@ -42,9 +42,7 @@ pub struct AuditLog {
 impl AuditLog {
     /// Opens (creating) `<state_dir>/audit.jsonl`.
     pub fn open(state_dir: &Path) -> std::io::Result<AuditLog> {
-        Ok(AuditLog {
-            file: JsonlFile::open_private(&state_dir.join("audit.jsonl"))?,
-        })
+        Ok(AuditLog { file: JsonlFile::open_private(&state_dir.join("audit.jsonl"))? })
     }
 
     /// The file written to.

@@ -40,10 +40,7 @@ pub struct DeadLetters {
 impl DeadLetters {
     /// Opens (creating) `<state_dir>/dead-letter.jsonl`.
     pub fn open(state_dir: &Path) -> std::io::Result<DeadLetters> {
-        Ok(DeadLetters {
-            file: JsonlFile::open_private(&state_dir.join("dead-letter.jsonl"))?,
-            count: 0,
-        })
+        Ok(DeadLetters { file: JsonlFile::open_private(&state_dir.join("dead-letter.jsonl"))?, count: 0 })
     }
 
     /// The file written to.

@@ -43,14 +43,7 @@ pub const STRING_FIELDS: [(&str, &str); 6] = [
 impl Event {
     /// The string fields, in the order of [`STRING_FIELDS`].
     pub fn string_fields(&self) -> [&String; 6] {
-        [
-            &self.org_id,
-            &self.user_id,
-            &self.device_id,
-            &self.session_id,
-            &self.event_type,
-            &self.source,
-        ]
+        [&self.org_id, &self.user_id, &self.device_id, &self.session_id, &self.event_type, &self.source]
     }
 
     /// Mutable access to the string fields, in the order of [`STRING_FIELDS`].
@@ -66,32 +59,19 @@ impl Event {
     }
 
     /// Parses one JSON line. `now` fills a missing `createdAt`.
-    pub fn from_json_line(
-        line: &str,
-        unknown: UnknownFields,
-        now: DateTime<Utc>,
-    ) -> Result<Event, String> {
-        let value: Value =
-            serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+    pub fn from_json_line(line: &str, unknown: UnknownFields, now: DateTime<Utc>) -> Result<Event, String> {
+        let value: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
         Event::from_json(value, unknown, now)
     }
 
     /// Builds an event from its JSON form.
-    pub fn from_json(
-        value: Value,
-        unknown: UnknownFields,
-        now: DateTime<Utc>,
-    ) -> Result<Event, String> {
+    pub fn from_json(value: Value, unknown: UnknownFields, now: DateTime<Utc>) -> Result<Event, String> {
         let Value::Object(mut object) = value else {
             return Err("expected a JSON object per event".into());
         };
         let mut take = |camel: &str, snake: &str| -> Option<Value> {
             let a = object.remove(camel);
-            let b = if camel != snake {
-                object.remove(snake)
-            } else {
-                None
-            };
+            let b = if camel != snake { object.remove(snake) } else { None };
             a.or(b)
         };
         let mut strings: [String; 6] = Default::default();
@@ -100,35 +80,24 @@ impl Event {
                 None | Some(Value::Null) => {}
                 Some(Value::String(s)) => *slot = s,
                 Some(other) => {
-                    return Err(format!(
-                        "field `{camel}`: expected a string, found {}",
-                        kind(&other)
-                    ));
+                    return Err(format!("field `{camel}`: expected a string, found {}", kind(&other)));
                 }
             }
         }
         let created_at = match take("createdAt", "created_at") {
             None | Some(Value::Null) => now,
             Some(Value::String(s)) => DateTime::parse_from_rfc3339(&s)
-                .map_err(|e| {
-                    format!("field `createdAt`: expected an RFC 3339 timestamp, found {s:?} ({e})")
-                })?
+                .map_err(|e| format!("field `createdAt`: expected an RFC 3339 timestamp, found {s:?} ({e})"))?
                 .with_timezone(&Utc),
             Some(other) => {
-                return Err(format!(
-                    "field `createdAt`: expected an RFC 3339 string, found {}",
-                    kind(&other)
-                ));
+                return Err(format!("field `createdAt`: expected an RFC 3339 string, found {}", kind(&other)));
             }
         };
         let mut metadata = match take("metadata", "metadata") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m,
             Some(other) => {
-                return Err(format!(
-                    "field `metadata`: expected a JSON object, found {}",
-                    kind(&other)
-                ));
+                return Err(format!("field `metadata`: expected a JSON object, found {}", kind(&other)));
             }
         };
         if !object.is_empty() {
@@ -148,16 +117,7 @@ impl Event {
             }
         }
         let [org_id, user_id, device_id, session_id, event_type, source] = strings;
-        Ok(Event {
-            org_id,
-            user_id,
-            device_id,
-            session_id,
-            event_type,
-            source,
-            created_at,
-            metadata,
-        })
+        Ok(Event { org_id, user_id, device_id, session_id, event_type, source, created_at, metadata })
     }
 
     /// The JSON form (lowerCamelCase).
@@ -166,10 +126,7 @@ impl Event {
         for ((camel, _), value) in STRING_FIELDS.iter().zip(self.string_fields()) {
             object.insert((*camel).to_string(), Value::String(value.clone()));
         }
-        object.insert(
-            "createdAt".into(),
-            Value::String(format_time(self.created_at)),
-        );
+        object.insert("createdAt".into(), Value::String(format_time(self.created_at)));
         object.insert("metadata".into(), Value::Object(self.metadata.clone()));
         Value::Object(object)
     }
@@ -202,9 +159,7 @@ mod tests {
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
-            .unwrap()
-            .with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().with_timezone(&Utc)
     }
 
     #[test]
@@ -227,38 +182,21 @@ mod tests {
 
     #[test]
     fn fills_created_at_and_round_trips() {
-        let e = Event::from_json_line(
-            r#"{"orgId":"o","metadata":{"a":[1,{"b":"c"}]}}"#,
-            UnknownFields::Reject,
-            now(),
-        )
-        .unwrap();
+        let e = Event::from_json_line(r#"{"orgId":"o","metadata":{"a":[1,{"b":"c"}]}}"#, UnknownFields::Reject, now())
+            .unwrap();
         assert_eq!(e.created_at, now());
         let back = Event::from_json_line(&e.to_json_line(), UnknownFields::Reject, now()).unwrap();
         assert_eq!(back, e);
-        assert!(
-            e.to_json_line()
-                .contains(r#""createdAt":"2026-01-02T03:04:05Z""#)
-        );
+        assert!(e.to_json_line().contains(r#""createdAt":"2026-01-02T03:04:05Z""#));
     }
 
     #[test]
     fn rejects_bad_shapes_with_the_field_name() {
-        let err = Event::from_json_line(r#"{"metadata":"x"}"#, UnknownFields::Preserve, now())
-            .unwrap_err();
-        assert!(
-            err.contains("`metadata`") && err.contains("object"),
-            "{err}"
-        );
-        let err =
-            Event::from_json_line(r#"{"orgId":5}"#, UnknownFields::Preserve, now()).unwrap_err();
+        let err = Event::from_json_line(r#"{"metadata":"x"}"#, UnknownFields::Preserve, now()).unwrap_err();
+        assert!(err.contains("`metadata`") && err.contains("object"), "{err}");
+        let err = Event::from_json_line(r#"{"orgId":5}"#, UnknownFields::Preserve, now()).unwrap_err();
         assert!(err.contains("`orgId`"), "{err}");
-        let err = Event::from_json_line(
-            r#"{"createdAt":"yesterday"}"#,
-            UnknownFields::Preserve,
-            now(),
-        )
-        .unwrap_err();
+        let err = Event::from_json_line(r#"{"createdAt":"yesterday"}"#, UnknownFields::Preserve, now()).unwrap_err();
         assert!(err.contains("RFC 3339"), "{err}");
         assert!(Event::from_json_line("not json", UnknownFields::Preserve, now()).is_err());
     }

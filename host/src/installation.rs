@@ -39,16 +39,23 @@ pub fn opt_out_reason(config_enabled: bool) -> Option<String> {
     (!config_enabled).then(|| "[reporting] enabled = false".to_string())
 }
 
-static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Whether report sinks may still transmit in this process. A receiver can
+/// ask a client to stop for the rest of the process lifetime
+/// (`{"disable_scout": true}`); every report sink of a pipeline shares one
+/// switch, so one answer stops them all.
+#[derive(Debug, Clone, Default)]
+pub struct ReportingSwitch(std::sync::Arc<std::sync::atomic::AtomicBool>);
 
-/// Stops all reporting for the rest of the process (a receiver asked for it).
-pub fn stop_reporting_for_process() {
-    STOPPED.store(true, std::sync::atomic::Ordering::SeqCst);
-}
+impl ReportingSwitch {
+    /// Stops all reporting through this switch.
+    pub fn stop(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 
-/// True once a receiver asked this process to stop reporting.
-pub fn reporting_stopped() -> bool {
-    STOPPED.load(std::sync::atomic::Ordering::SeqCst)
+    /// True once stopped.
+    pub fn stopped(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 #[cfg(test)]

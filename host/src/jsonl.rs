@@ -31,16 +31,10 @@ impl JsonlFile {
         options.create(true).append(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-        let file = options.open(path).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("cannot open {} for appending: {e}", path.display()),
-            )
-        })?;
-        Ok(JsonlFile {
-            path: path.to_path_buf(),
-            out: BufWriter::with_capacity(64 * 1024, file),
-        })
+        let file = options
+            .open(path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {} for appending: {e}", path.display())))?;
+        Ok(JsonlFile { path: path.to_path_buf(), out: BufWriter::with_capacity(64 * 1024, file) })
     }
 
     /// The file's path.

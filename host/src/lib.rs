@@ -26,6 +26,7 @@ pub mod jsonl;
 pub mod pipeline;
 pub mod proto;
 pub mod queue;
+pub mod receiver;
 pub mod report;
 pub mod retry;
 pub mod runtime;

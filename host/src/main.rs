@@ -6,9 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use wasmtel::config::{
-    self, ConfigValue, EventsSource, LoadedConfig, RedactorModule, Sink, Stream,
-};
+use wasmtel::config::{self, ConfigValue, EventsSource, LoadedConfig, RedactorModule, Sink, Stream};
 use wasmtel::pipeline::Pipeline;
 
 /// Runs sandboxed WebAssembly collectors and redactors and delivers what
@@ -60,6 +58,27 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Serve the ZITADEL-compatible TelemetryService and store what arrives.
+    Receive {
+        /// A config file with a `[receiver]` section.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides the config).
+        #[arg(long)]
+        listen: Option<String>,
+        /// SQLite file to store reports in (overrides the config).
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// List what a receiver has stored.
+    Reports {
+        /// The receiver's SQLite file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a configuration file and exit.
     Check {
         /// The configuration file.
@@ -90,8 +109,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WASMTEL_LOG")
-                .unwrap_or_else(|_| "wasmtel=info,warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("WASMTEL_LOG").unwrap_or_else(|_| "wasmtel=info,warn".into()),
         )
         .init();
     match run(Cli::parse().command) {
@@ -106,26 +124,30 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run { config, once } => run_config(&config::load(&config)?, once),
-        Command::Redact {
-            module,
-            config,
-            set,
-            state_dir,
-        } => redact(module, config.as_deref(), &set, state_dir),
-        Command::TestModule {
-            module,
-            vectors,
-            set,
-        } => test_module(&module, &vectors, &set),
+        Command::Redact { module, config, set, state_dir } => redact(module, config.as_deref(), &set, state_dir),
+        Command::TestModule { module, vectors, set } => test_module(&module, &vectors, &set),
+        Command::Receive { config, listen, db } => {
+            let mut receiver = match &config {
+                Some(file) => config::load(file)?.config.receiver.unwrap_or_default(),
+                None => Default::default(),
+            };
+            if let Some(listen) = listen {
+                receiver.listen = listen;
+            }
+            if let Some(db) = db {
+                receiver.database = db;
+            }
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(wasmtel::receiver::run(&receiver))
+        }
+        Command::Reports { db, json } => print_reports(&db, json),
         Command::Check { config } => {
             let loaded = config::load(&config)?;
             Pipeline::build(&loaded)?;
             eprintln!("{}: ok", config.display());
             Ok(())
         }
-        Command::Bench {
-            which: Bench::Redact { events, batch },
-        } => {
+        Command::Bench { which: Bench::Redact { events, batch } } => {
             wasmtel::bench::redact::run(events, batch)?;
             Ok(())
         }
@@ -135,34 +157,65 @@ fn run(command: Command) -> anyhow::Result<()> {
 fn run_config(loaded: &LoadedConfig, once: bool) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::build(loaded)?;
     pipeline.flush_sinks()?;
-    pipeline.run_due_collectors()?;
+    pipeline.run_collectors(once)?;
     if let Some(events) = &loaded.config.events {
         if events.path.as_os_str() == "-" {
             pipeline.process_events(std::io::stdin().lock(), "stdin")?;
         } else {
-            let file = std::fs::File::open(&events.path).map_err(|e| {
-                anyhow::anyhow!("cannot open the events file {}: {e}", events.path.display())
-            })?;
-            let name = events
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let file = std::fs::File::open(&events.path)
+                .map_err(|e| anyhow::anyhow!("cannot open the events file {}: {e}", events.path.display()))?;
+            let name = events.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             pipeline.process_events(BufReader::new(file), &name)?;
         }
     }
     if !once {
         while let Some(wait) = pipeline.next_collection_in() {
             std::thread::sleep(wait);
-            pipeline.run_due_collectors()?;
+            pipeline.run_collectors(false)?;
         }
     }
     eprint!("{}", pipeline.stats());
     eprintln!("  audit trail:      {}", pipeline.audit_path().display());
-    eprintln!(
-        "  dead letters:     {}",
-        pipeline.dead_letter_path().display()
-    );
+    eprintln!("  dead letters:     {}", pipeline.dead_letter_path().display());
+    Ok(())
+}
+
+fn print_reports(db: &Path, json: bool) -> anyhow::Result<()> {
+    if !db.exists() {
+        anyhow::bail!("{} does not exist (is it the receiver's `database`?)", db.display());
+    }
+    let store = wasmtel::receiver::ReceiverStore::open(db).map_err(anyhow::Error::msg)?;
+    let systems = store.systems().map_err(anyhow::Error::msg)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&systems)?);
+        return Ok(());
+    }
+    if systems.is_empty() {
+        println!("no reports received yet");
+    }
+    for s in &systems {
+        println!(
+            "system {}  version {}  last seen {}",
+            s.system_id,
+            if s.version.is_empty() { "-" } else { &s.version },
+            wasmtel::event::format_time(s.last_seen)
+        );
+        for (id, domains) in &s.instances {
+            println!("  instance {id}: {}", domains.join(", "));
+        }
+        let mut per_resource: std::collections::BTreeMap<(&str, &str), (u64, u64, chrono::DateTime<chrono::Utc>)> =
+            Default::default();
+        for c in &s.counts {
+            let entry = per_resource.entry((&c.resource_name, &c.table_name)).or_insert((0, 0, c.updated_at));
+            entry.0 += 1;
+            entry.1 += u64::from(c.amount);
+            entry.2 = entry.2.max(c.updated_at);
+        }
+        println!("  {:<16} {:<12} {:>8} {:>10}  updated", "resource", "table", "parents", "total");
+        for ((resource, table), (parents, total, updated)) in per_resource {
+            println!("  {resource:<16} {table:<12} {parents:>8} {total:>10}  {}", wasmtel::event::format_time(updated));
+        }
+    }
     Ok(())
 }
 
@@ -185,8 +238,7 @@ fn test_module(module: &str, vectors: &Path, set: &[String]) -> anyhow::Result<(
     let source = ModuleSource::resolve("module-under-test", module, None)?;
     let config = parse_sets(set)?.into_iter().collect();
     let redactor = RedactorModule::new(runtime, source, config::Limits::default(), config)?;
-    let report =
-        wasmtel::vectors::run(std::sync::Arc::new(redactor), &text).map_err(anyhow::Error::msg)?;
+    let report = wasmtel::vectors::run(std::sync::Arc::new(redactor), &text).map_err(anyhow::Error::msg)?;
     for m in &report.failures {
         println!("FAIL {}: {}", m.name, m.detail);
     }
@@ -214,19 +266,14 @@ fn redact(
     let module_path = if module.starts_with("builtin:") {
         module.clone()
     } else {
-        std::fs::canonicalize(&module)
-            .map(|p| p.display().to_string())
-            .unwrap_or(module.clone())
+        std::fs::canonicalize(&module).map(|p| p.display().to_string()).unwrap_or(module.clone())
     };
     let template = cfg
         .redactors
         .iter()
         .find(|r| {
             r.module == module_path
-                || std::fs::canonicalize(&r.module)
-                    .ok()
-                    .map(|p| p.display().to_string())
-                    == Some(module_path.clone())
+                || std::fs::canonicalize(&r.module).ok().map(|p| p.display().to_string()) == Some(module_path.clone())
         })
         .or(cfg.redactors.first())
         .cloned();
@@ -245,18 +292,9 @@ fn redact(
     }
     cfg.redactors = vec![redactor];
     cfg.collectors.clear();
-    cfg.sinks = vec![Sink::Stdout {
-        streams: vec![Stream::Events],
-    }];
-    let unknown_fields = cfg
-        .events
-        .as_ref()
-        .map(|e| e.unknown_fields)
-        .unwrap_or_default();
-    cfg.events = Some(EventsSource {
-        path: "-".into(),
-        unknown_fields,
-    });
+    cfg.sinks = vec![Sink::Stdout { streams: vec![Stream::Events] }];
+    let unknown_fields = cfg.events.as_ref().map(|e| e.unknown_fields).unwrap_or_default();
+    cfg.events = Some(EventsSource { path: "-".into(), unknown_fields });
     if let Some(dir) = state_dir {
         cfg.state_dir = dir;
     } else if config_file.is_none() {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
@@ -31,7 +31,7 @@ use crate::transforms::redact::{self, FindingSource, RedactionChain};
 struct ScheduledCollector {
     module: CollectorModule,
     schedule: Schedule,
-    next: Instant,
+    next: chrono::DateTime<Utc>,
 }
 
 /// Everything a run needs, built from the configuration.
@@ -54,10 +54,7 @@ fn module_config(
     table: &BTreeMap<String, crate::config::ConfigValue>,
     from_env: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, ConfigError> {
-    let mut out: BTreeMap<String, String> = table
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_text()))
-        .collect();
+    let mut out: BTreeMap<String, String> = table.iter().map(|(k, v)| (k.clone(), v.as_text())).collect();
     for (name, var) in from_env {
         let value = std::env::var(var).map_err(|_| {
             ConfigError::new(
@@ -79,22 +76,13 @@ impl Pipeline {
         if config.events.is_some() && config.redactors.is_empty() {
             return Err(ConfigError::new(file, "redactors", "events are configured but no redactor is: add a [[redactors]] entry (e.g. module = \"builtin:redactor-pii\") so un-redacted events never reach a sink").into());
         }
-        std::fs::create_dir_all(&config.state_dir).with_context(|| {
-            format!(
-                "cannot create the state folder {}",
-                config.state_dir.display()
-            )
-        })?;
+        std::fs::create_dir_all(&config.state_dir)
+            .with_context(|| format!("cannot create the state folder {}", config.state_dir.display()))?;
         let max_memory = config
             .redactors
             .iter()
             .map(|r| r.limits.apply(config.limits).memory_mib)
-            .chain(
-                config
-                    .collectors
-                    .iter()
-                    .map(|c| c.limits.apply(config.limits).memory_mib),
-            )
+            .chain(config.collectors.iter().map(|c| c.limits.apply(config.limits).memory_mib))
             .max()
             .unwrap_or(config.limits.memory_mib);
         let runtime = Runtime::new(RuntimeOptions {
@@ -109,21 +97,12 @@ impl Pipeline {
             let values = module_config(file, &key, &r.config, &r.config_from_env)?;
             let source = ModuleSource::resolve(&r.name, &r.module, r.sha256.as_deref())
                 .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
-            let module = RedactorModule::new(
-                runtime.clone(),
-                source,
-                r.limits.apply(config.limits),
-                values,
-            )
-            .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
+            let module = RedactorModule::new(runtime.clone(), source, r.limits.apply(config.limits), values)
+                .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
             redactors.push(Arc::new(module));
         }
-        let batch_size = config
-            .redactors
-            .iter()
-            .map(|r| r.batch_size)
-            .min()
-            .unwrap_or(crate::config::DEFAULT_BATCH_SIZE);
+        let batch_size =
+            config.redactors.iter().map(|r| r.batch_size).min().unwrap_or(crate::config::DEFAULT_BATCH_SIZE);
 
         let data = Arc::new(DataSources::open(file, &config.data_sources)?);
         let mut collectors = Vec::new();
@@ -141,23 +120,16 @@ impl Pipeline {
                 c.sources.clone(),
             )
             .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
-            let schedule = Schedule::parse(&c.schedule)
-                .map_err(|e| ConfigError::new(file, format!("{key}.schedule"), e))?;
-            collectors.push(ScheduledCollector {
-                module,
-                schedule,
-                next: Instant::now(),
-            });
+            let schedule =
+                Schedule::parse(&c.schedule).map_err(|e| ConfigError::new(file, format!("{key}.schedule"), e))?;
+            let next = schedule.first(Utc::now());
+            collectors.push(ScheduledCollector { module, schedule, next });
         }
 
         Ok(Pipeline {
             chain: RedactionChain::new(redactors),
             batch_size,
-            unknown_fields: config
-                .events
-                .as_ref()
-                .map(|e| e.unknown_fields)
-                .unwrap_or_default(),
+            unknown_fields: config.events.as_ref().map(|e| e.unknown_fields).unwrap_or_default(),
             collectors,
             sinks: sinks::build(
                 &config.sinks,
@@ -186,15 +158,16 @@ impl Pipeline {
         self.audit.path()
     }
 
-    /// Runs every collector that is due now and delivers its report.
-    pub fn run_due_collectors(&mut self) -> anyhow::Result<()> {
-        let now = Instant::now();
+    /// Runs every collector that is due now (or every collector, with
+    /// `all`) and delivers its report.
+    pub fn run_collectors(&mut self, all: bool) -> anyhow::Result<()> {
+        let now = Utc::now();
         for i in 0..self.collectors.len() {
-            if self.collectors[i].next > now {
+            if !all && self.collectors[i].next > now {
                 continue;
             }
-            let Schedule::Every(interval) = self.collectors[i].schedule;
-            self.collectors[i].next = now + interval;
+            let c = &mut self.collectors[i];
+            c.next = c.schedule.next_after(now);
             let module = &self.collectors[i].module;
             let name = module.source().name.to_string();
             let collected_at = Utc::now();
@@ -212,9 +185,7 @@ impl Pipeline {
                     for sink in self.sinks.iter_mut().filter(|s| s.accepts(Stream::Reports)) {
                         sink.send_report(&report)
                             .and_then(|()| sink.flush())
-                            .with_context(|| {
-                                format!("sink {} failed to take a report", sink.name())
-                            })?;
+                            .with_context(|| format!("sink {} failed to take a report", sink.name()))?;
                     }
                 }
                 Err(failure) => {
@@ -230,26 +201,18 @@ impl Pipeline {
     /// their outbox.
     pub fn flush_sinks(&mut self) -> anyhow::Result<()> {
         for sink in &mut self.sinks {
-            sink.flush()
-                .with_context(|| format!("sink {} failed to flush", sink.name()))?;
+            sink.flush().with_context(|| format!("sink {} failed to flush", sink.name()))?;
         }
         Ok(())
     }
 
     /// How long until the next collector is due (`None` without collectors).
     pub fn next_collection_in(&self) -> Option<Duration> {
-        self.collectors
-            .iter()
-            .map(|c| c.next.saturating_duration_since(Instant::now()))
-            .min()
+        self.collectors.iter().map(|c| (c.next - Utc::now()).to_std().unwrap_or(Duration::ZERO)).min()
     }
 
     /// Reads every event from `reader`, redacts and delivers them.
-    pub fn process_events<R: BufRead>(
-        &mut self,
-        reader: R,
-        source_name: &str,
-    ) -> anyhow::Result<()> {
+    pub fn process_events<R: BufRead>(&mut self, reader: R, source_name: &str) -> anyhow::Result<()> {
         let mut events = Vec::with_capacity(self.batch_size);
         let mut ids = Vec::with_capacity(self.batch_size);
         for line in JsonlSource::new(reader, source_name, self.unknown_fields) {
@@ -261,8 +224,7 @@ impl Pipeline {
                     ids.push(line.id);
                 }
                 Err((reason, raw)) => {
-                    self.dead
-                        .record(Stage::Source, source_name, &reason, &line.id, raw.into())?;
+                    self.dead.record(Stage::Source, source_name, &reason, &line.id, raw.into())?;
                     self.stats.dead_source += 1;
                 }
             }
@@ -274,8 +236,7 @@ impl Pipeline {
             self.process_batch(events, ids)?;
         }
         for sink in &mut self.sinks {
-            sink.flush()
-                .with_context(|| format!("sink {} failed to flush", sink.name()))?;
+            sink.flush().with_context(|| format!("sink {} failed to flush", sink.name()))?;
         }
         self.dead.flush()?;
         Ok(())
@@ -294,13 +255,7 @@ impl Pipeline {
                         // The sink did not take them: keep them (redacted) with the reason.
                         let reason = format!("sink {} failed: {e}", sink.name());
                         for (event, id) in passed.events.iter().zip(&ids) {
-                            self.dead.record(
-                                Stage::Sink,
-                                sink.name(),
-                                &reason,
-                                id,
-                                event.event().to_json(),
-                            )?;
+                            self.dead.record(Stage::Sink, sink.name(), &reason, id, event.event().to_json())?;
                         }
                         self.stats.dead_sink += passed.events.len() as u64;
                     }
@@ -309,20 +264,10 @@ impl Pipeline {
             }
             Err(failed) => {
                 tracing::warn!(module = %failed.module, kind = failed.failure.kind(), events = failed.events.len(), "redaction failed closed: {}", failed.failure);
-                *self
-                    .stats
-                    .guest_failures
-                    .entry(failed.failure.kind().to_string())
-                    .or_default() += 1;
+                *self.stats.guest_failures.entry(failed.failure.kind().to_string()).or_default() += 1;
                 let reason = failed.failure.to_string();
                 for (event, id) in failed.events.iter().zip(&ids) {
-                    self.dead.record(
-                        Stage::Redact,
-                        &failed.module,
-                        &reason,
-                        id,
-                        event.to_json(),
-                    )?;
+                    self.dead.record(Stage::Redact, &failed.module, &reason, id, event.to_json())?;
                 }
                 self.stats.dead_redact += failed.events.len() as u64;
             }

@@ -56,18 +56,11 @@ impl RetryPolicy {
     /// `elapsed` after the first attempt started.
     pub fn decide(&self, code: Code, attempt: u32, elapsed: Duration) -> Decision {
         let limit = match code {
-            Code::DeadlineExceeded | Code::ResourceExhausted | Code::Unavailable => {
-                self.max_attempts
-            }
+            Code::DeadlineExceeded | Code::ResourceExhausted | Code::Unavailable => self.max_attempts,
             Code::Internal => self.internal_max_attempts.min(self.max_attempts),
             Code::FailedPrecondition => return Decision::NewReport,
             Code::InvalidArgument | Code::NotFound => return Decision::GiveUp,
-            other
-                if self
-                    .extra_retry_codes
-                    .iter()
-                    .any(|c| c.eq_ignore_ascii_case(code_name(other))) =>
-            {
+            other if self.extra_retry_codes.iter().any(|c| c.eq_ignore_ascii_case(code_name(other))) => {
                 self.max_attempts
             }
             _ => return Decision::GiveUp,
@@ -85,9 +78,7 @@ impl RetryPolicy {
     /// The wait after attempt `attempt`: `initial * 2^(attempt-1)`, capped,
     /// then jittered to between half and all of it.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .initial_backoff_ms
-            .saturating_mul(1u64 << (attempt.saturating_sub(1)).min(30));
+        let exp = self.initial_backoff_ms.saturating_mul(1u64 << (attempt.saturating_sub(1)).min(30));
         let capped = exp.min(self.max_backoff_ms);
         let jittered = capped / 2 + fastrand::u64(0..=capped - capped / 2);
         Duration::from_millis(jittered)
@@ -126,23 +117,12 @@ mod tests {
     #[test]
     fn follows_the_spec_table() {
         let p = RetryPolicy::default();
-        for code in [
-            Code::DeadlineExceeded,
-            Code::ResourceExhausted,
-            Code::Unavailable,
-            Code::Internal,
-        ] {
-            assert!(
-                matches!(p.decide(code, 1, T0), Decision::Retry(_)),
-                "{code:?}"
-            );
+        for code in [Code::DeadlineExceeded, Code::ResourceExhausted, Code::Unavailable, Code::Internal] {
+            assert!(matches!(p.decide(code, 1, T0), Decision::Retry(_)), "{code:?}");
         }
         assert_eq!(p.decide(Code::InvalidArgument, 1, T0), Decision::GiveUp);
         assert_eq!(p.decide(Code::NotFound, 1, T0), Decision::GiveUp);
-        assert_eq!(
-            p.decide(Code::FailedPrecondition, 1, T0),
-            Decision::NewReport
-        );
+        assert_eq!(p.decide(Code::FailedPrecondition, 1, T0), Decision::NewReport);
         assert_eq!(p.decide(Code::PermissionDenied, 1, T0), Decision::GiveUp);
         assert_eq!(p.decide(Code::Aborted, 1, T0), Decision::GiveUp);
     }
@@ -150,20 +130,10 @@ mod tests {
     #[test]
     fn bounds_attempts_and_elapsed_time() {
         let p = RetryPolicy::default();
-        assert!(matches!(
-            p.decide(Code::Unavailable, 4, T0),
-            Decision::Retry(_)
-        ));
+        assert!(matches!(p.decide(Code::Unavailable, 4, T0), Decision::Retry(_)));
         assert_eq!(p.decide(Code::Unavailable, 5, T0), Decision::GiveUp);
-        assert_eq!(
-            p.decide(Code::Internal, 2, T0),
-            Decision::GiveUp,
-            "INTERNAL is retried a bounded number of times"
-        );
-        assert_eq!(
-            p.decide(Code::Unavailable, 1, Duration::from_secs(60)),
-            Decision::GiveUp
-        );
+        assert_eq!(p.decide(Code::Internal, 2, T0), Decision::GiveUp, "INTERNAL is retried a bounded number of times");
+        assert_eq!(p.decide(Code::Unavailable, 1, Duration::from_secs(60)), Decision::GiveUp);
     }
 
     #[test]
@@ -180,10 +150,7 @@ mod tests {
 
     #[test]
     fn extra_codes_are_configurable() {
-        let p = RetryPolicy {
-            extra_retry_codes: vec!["aborted".into()],
-            ..RetryPolicy::default()
-        };
+        let p = RetryPolicy { extra_retry_codes: vec!["aborted".into()], ..RetryPolicy::default() };
         assert!(matches!(p.decide(Code::Aborted, 1, T0), Decision::Retry(_)));
     }
 }

@@ -56,11 +56,7 @@ impl fmt::Display for Stats {
         for (kind, n) in &self.guest_failures {
             writeln!(f, "  guest failures:   {kind} x{n}")?;
         }
-        write!(
-            f,
-            "  reports:          {} ({} counts",
-            self.reports, self.counts_reported
-        )?;
+        write!(f, "  reports:          {} ({} counts", self.reports, self.counts_reported)?;
         if self.collector_failures > 0 {
             write!(f, ", {} collections failed", self.collector_failures)?;
         }

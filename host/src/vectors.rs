@@ -46,23 +46,14 @@ pub fn run(redactor: Arc<dyn FindingSource>, text: &str) -> Result<VectorReport,
         if line.is_empty() || line.starts_with("//") {
             continue;
         }
-        let case: Value = serde_json::from_str(line)
-            .map_err(|e| format!("line {}: not valid JSON: {e}", n + 1))?;
-        let name = case["name"]
-            .as_str()
-            .map(String::from)
-            .unwrap_or_else(|| format!("line {}", n + 1));
+        let case: Value = serde_json::from_str(line).map_err(|e| format!("line {}: not valid JSON: {e}", n + 1))?;
+        let name = case["name"].as_str().map(String::from).unwrap_or_else(|| format!("line {}", n + 1));
         let input = Event::from_json(case["input"].clone(), UnknownFields::Preserve, Utc::now())
             .map_err(|e| format!("{name}: `input` is not an event: {e}"))?;
         let expect = &case["expect"];
         report.total += 1;
         let outcome = chain.redact(vec![input], std::slice::from_ref(&name), &mut batch);
-        let mut fail = |detail: String| {
-            report.failures.push(Mismatch {
-                name: name.clone(),
-                detail,
-            })
-        };
+        let mut fail = |detail: String| report.failures.push(Mismatch { name: name.clone(), detail });
         match (outcome, expect) {
             (Err(_), Value::String(s)) if s == "fail-closed" => {}
             (Err(failed), _) => fail(format!("the batch failed closed: {}", failed.failure)),
@@ -78,9 +69,7 @@ pub fn run(redactor: Arc<dyn FindingSource>, text: &str) -> Result<VectorReport,
                 }
             }
             (Ok(_), other) => {
-                return Err(format!(
-                    "{name}: `expect` must be an object of fields or \"fail-closed\", found {other}"
-                ));
+                return Err(format!("{name}: `expect` must be an object of fields or \"fail-closed\", found {other}"));
             }
         }
     }

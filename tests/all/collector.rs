@@ -16,11 +16,7 @@ use crate::common::*;
 /// The `[collectors.config]` table of the quickstart config.
 fn quickstart_collector_config() -> BTreeMap<String, String> {
     let loaded = config::load(&repo().join("examples/quickstart.toml")).unwrap();
-    loaded.config.collectors[0]
-        .config
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_text()))
-        .collect()
+    loaded.config.collectors[0].config.iter().map(|(k, v)| (k.clone(), v.as_text())).collect()
 }
 
 fn sample_db(dir: &std::path::Path) -> Arc<DataSources> {
@@ -35,43 +31,22 @@ fn sample_db(dir: &std::path::Path) -> Arc<DataSources> {
     Arc::new(DataSources::open(std::path::Path::new("test.toml"), &sources).unwrap())
 }
 
-fn collector(
-    data: Arc<DataSources>,
-    grants: &[&str],
-    config: BTreeMap<String, String>,
-) -> CollectorModule {
+fn collector(data: Arc<DataSources>, grants: &[&str], config: BTreeMap<String, String>) -> CollectorModule {
     let source = ModuleSource::resolve("counts", wasmtel::guests::COLLECTOR_SQL, None).unwrap();
-    let limits = Limits {
-        deadline_ms: 10_000,
-        memory_mib: 64,
-    };
-    CollectorModule::new(
-        runtime(),
-        source,
-        limits,
-        config,
-        data,
-        grants.iter().map(|s| s.to_string()).collect(),
-    )
-    .unwrap()
+    let limits = Limits { deadline_ms: 10_000, memory_mib: 64 };
+    CollectorModule::new(runtime(), source, limits, config, data, grants.iter().map(|s| s.to_string()).collect())
+        .unwrap()
 }
 
 #[test]
 fn counts_match_the_seeded_database() {
     let dir = tempdir();
-    let module = collector(
-        sample_db(dir.path()),
-        &["main"],
-        quickstart_collector_config(),
-    );
+    let module = collector(sample_db(dir.path()), &["main"], quickstart_collector_config());
     let collected = module.collect().expect("collection succeeds");
     let mut got: BTreeMap<(String, String), u32> = BTreeMap::new();
     for c in &collected.counts {
-        let expected_type = if c.resource_name == "organizations" {
-            CountParentType::Instance
-        } else {
-            CountParentType::Organization
-        };
+        let expected_type =
+            if c.resource_name == "organizations" { CountParentType::Instance } else { CountParentType::Organization };
         assert_eq!(c.parent_type, expected_type, "{c:?}");
         got.insert((c.resource_name.clone(), c.parent_id.clone()), c.amount);
     }
@@ -105,17 +80,11 @@ fn counts_match_the_seeded_database() {
         ("actions", "org-globex-1", 3),
         ("actions", "org-globex-2", 0),
     ];
-    let expected: BTreeMap<(String, String), u32> = expected
-        .iter()
-        .map(|(r, p, n)| ((r.to_string(), p.to_string()), *n))
-        .collect();
+    let expected: BTreeMap<(String, String), u32> =
+        expected.iter().map(|(r, p, n)| ((r.to_string(), p.to_string()), *n)).collect();
     assert_eq!(got, expected);
     assert_eq!(collected.counts.len(), 27);
-    let users = collected
-        .counts
-        .iter()
-        .find(|c| c.resource_name == "users")
-        .unwrap();
+    let users = collected.counts.iter().find(|c| c.resource_name == "users").unwrap();
     assert_eq!(users.table_name, "users14");
     let base = collected.base.expect("base information");
     assert_eq!(base.version, "v2.71.0");
@@ -130,10 +99,9 @@ fn queries_outside_the_grant_are_refused() {
     let dir = tempdir();
     let module = collector(sample_db(dir.path()), &[], quickstart_collector_config());
     match module.collect() {
-        Err(GuestFailure::PluginError(msg)) => assert!(
-            msg.contains("not granted") || msg.contains("no data sources granted"),
-            "{msg}"
-        ),
+        Err(GuestFailure::PluginError(msg)) => {
+            assert!(msg.contains("not granted") || msg.contains("no data sources granted"), "{msg}")
+        }
         other => panic!("expected a refused query, got {other:?}"),
     }
 }
@@ -146,32 +114,15 @@ fn writes_are_refused_through_the_capability() {
     cfg.insert("resource.users.sql".into(), "DELETE FROM users14 RETURNING instance_id, 'organization' AS parent_type, resource_owner AS parent_id, 1 AS amount".into());
     let data = sample_db(dir.path());
     let module = collector(data.clone(), &["main"], cfg);
-    assert!(
-        matches!(module.collect(), Err(GuestFailure::PluginError(m)) if m.contains("query failed"))
-    );
-    let rows = data
-        .query(
-            "main",
-            "SELECT count(*) FROM users14",
-            &[],
-            std::time::Duration::from_secs(1),
-        )
-        .unwrap();
-    assert_eq!(
-        rows.rows[0][0],
-        wasmtel::datasource::SqlCell::Integer(51),
-        "nothing was deleted"
-    );
+    assert!(matches!(module.collect(), Err(GuestFailure::PluginError(m)) if m.contains("query failed")));
+    let rows = data.query("main", "SELECT count(*) FROM users14", &[], std::time::Duration::from_secs(1)).unwrap();
+    assert_eq!(rows.rows[0][0], wasmtel::datasource::SqlCell::Integer(51), "nothing was deleted");
 }
 
 #[test]
 fn missing_module_config_is_a_clear_plugin_error() {
     let dir = tempdir();
-    let module = collector(
-        sample_db(dir.path()),
-        &["main"],
-        config(&[("resources", "users")]),
-    );
+    let module = collector(sample_db(dir.path()), &["main"], config(&[("resources", "users")]));
     match module.collect() {
         Err(GuestFailure::PluginError(msg)) => assert!(msg.contains("resource.users.sql"), "{msg}"),
         other => panic!("expected invalid config, got {other:?}"),

@@ -30,10 +30,7 @@ pub fn runtime() -> Arc<Runtime> {
 
 /// Module config from pairs.
 pub fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// Loads a redactor component from a path.
@@ -44,15 +41,7 @@ pub fn redactor(name: &str, path: &str, limits: Limits, pairs: &[(&str, &str)]) 
 
 /// The builtin redactor-pii with its default config.
 pub fn pii_redactor(pairs: &[(&str, &str)]) -> Arc<dyn FindingSource> {
-    Arc::new(redactor(
-        "pii",
-        wasmtel::guests::REDACTOR_PII,
-        Limits {
-            deadline_ms: 5_000,
-            memory_mib: 64,
-        },
-        pairs,
-    ))
+    Arc::new(redactor("pii", wasmtel::guests::REDACTOR_PII, Limits { deadline_ms: 5_000, memory_mib: 64 }, pairs))
 }
 
 /// Parses an event from JSON.
@@ -62,9 +51,7 @@ pub fn event(json: Value) -> Event {
 
 /// Runs events through one redactor.
 pub fn redact_with(redactor: Arc<dyn FindingSource>, events: Vec<Event>) -> Result<Passed, Failed> {
-    let ids: Vec<String> = (0..events.len())
-        .map(|i| format!("test:{}", i + 1))
-        .collect();
+    let ids: Vec<String> = (0..events.len()).map(|i| format!("test:{}", i + 1)).collect();
     RedactionChain::new(vec![redactor]).redact(events, &ids, &mut new_batch())
 }
 
@@ -75,10 +62,7 @@ pub fn tempdir() -> tempfile::TempDir {
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// Reads a JSONL file into values (empty when missing).

@@ -11,25 +11,15 @@ use wasmtel::transforms::redact::FindingSource;
 
 use crate::common::*;
 
-const LIMITS: Limits = Limits {
-    deadline_ms: 50,
-    memory_mib: 16,
-};
+const LIMITS: Limits = Limits { deadline_ms: 50, memory_mib: 16 };
 
 fn hostile(behavior: &str) -> Arc<dyn FindingSource> {
-    Arc::new(redactor(
-        "hostile",
-        wasmtel::guests::REDACTOR_HOSTILE,
-        LIMITS,
-        &[("behavior", behavior)],
-    ))
+    Arc::new(redactor("hostile", wasmtel::guests::REDACTOR_HOSTILE, LIMITS, &[("behavior", behavior)]))
 }
 
 fn events_with_secret() -> Vec<wasmtel::event::Event> {
     vec![
-        event(
-            json!({"orgId": "o1", "userId": "añb secret", "metadata": {"note": "the secret is here"}}),
-        ),
+        event(json!({"orgId": "o1", "userId": "añb secret", "metadata": {"note": "the secret is here"}})),
         event(json!({"orgId": "o2", "metadata": {"k": "another secret"}})),
     ]
 }
@@ -39,15 +29,8 @@ fn assert_fails_closed(behavior: &str, expected: fn(&GuestFailure) -> bool) {
     let module = hostile(behavior);
     let input = events_with_secret();
     let failed = redact_with(module.clone(), input.clone()).expect_err("the batch must fail");
-    assert!(
-        expected(&failed.failure),
-        "{behavior}: unexpected failure {:?}",
-        failed.failure
-    );
-    assert_eq!(
-        failed.events, input,
-        "{behavior}: the dead-letter payload is the untouched input"
-    );
+    assert!(expected(&failed.failure), "{behavior}: unexpected failure {:?}", failed.failure);
+    assert_eq!(failed.events, input, "{behavior}: the dead-letter payload is the untouched input");
     assert_eq!(failed.module, "hostile");
     // The host and the module keep serving: the next call fails the same
     // way (the guest is still hostile) instead of crashing or hanging.
@@ -57,16 +40,12 @@ fn assert_fails_closed(behavior: &str, expected: fn(&GuestFailure) -> bool) {
 
 #[test]
 fn infinite_loop_is_stopped_at_the_deadline() {
-    assert_fails_closed("loop", |f| {
-        matches!(f, GuestFailure::Timeout { deadline_ms: 50 })
-    });
+    assert_fails_closed("loop", |f| matches!(f, GuestFailure::Timeout { deadline_ms: 50 }));
 }
 
 #[test]
 fn memory_hog_is_capped() {
-    assert_fails_closed("hog", |f| {
-        matches!(f, GuestFailure::MemoryCap { cap_mib: 16 })
-    });
+    assert_fails_closed("hog", |f| matches!(f, GuestFailure::MemoryCap { cap_mib: 16 }));
 }
 
 #[test]
@@ -76,10 +55,7 @@ fn panic_is_a_contained_trap() {
 
 #[test]
 fn plugin_error_fails_closed() {
-    assert_fails_closed(
-        "error",
-        |f| matches!(f, GuestFailure::PluginError(m) if m.contains("refuses")),
-    );
+    assert_fails_closed("error", |f| matches!(f, GuestFailure::PluginError(m) if m.contains("refuses")));
 }
 
 #[test]
@@ -92,14 +68,10 @@ fn invalid_spans_are_rejected() {
 #[test]
 fn a_trapping_batch_does_not_poison_the_next() {
     let module = hostile("panic-on-marker");
-    let bad = vec![event(
-        json!({"orgId": "o", "metadata": {"m": "PANIC secret"}}),
-    )];
+    let bad = vec![event(json!({"orgId": "o", "metadata": {"m": "PANIC secret"}}))];
     let failed = redact_with(module.clone(), bad).unwrap_err();
     assert!(matches!(failed.failure, GuestFailure::Trap(_)));
-    let good = vec![event(
-        json!({"orgId": "o", "metadata": {"m": "a secret word"}}),
-    )];
+    let good = vec![event(json!({"orgId": "o", "metadata": {"m": "a secret word"}}))];
     let passed = redact_with(module, good).expect("a fresh instance serves the next batch");
     assert_eq!(passed.events[0].event().metadata["m"], "a <WORD> word");
 }
@@ -117,18 +89,15 @@ fn well_behaved_mode_redacts() {
 /// the sink, dead-letters everything with the reason, and the run completes.
 #[test]
 fn pipeline_with_hostile_guests_leaks_nothing() {
-    for behavior in [
-        "loop",
-        "hog",
-        "panic",
-        "out-of-range",
-        "overlap",
-        "mid-char",
-        "error",
-    ] {
+    for behavior in ["loop", "hog", "panic", "out-of-range", "overlap", "mid-char", "error"] {
         let dir = tempdir();
         let events: String = (0..10)
-            .map(|i| format!("{}\n", json!({"orgId": "o", "userId": format!("u{i}"), "metadata": {"m": format!("secret {i} ü")}})))
+            .map(|i| {
+                format!(
+                    "{}\n",
+                    json!({"orgId": "o", "userId": format!("u{i}"), "metadata": {"m": format!("secret {i} ü")}})
+                )
+            })
             .collect();
         std::fs::write(dir.path().join("in.jsonl"), events).unwrap();
         let toml = format!(
@@ -155,20 +124,11 @@ path = "out.jsonl"
         let loaded = wasmtel::config::load(&dir.path().join("wasmtel.toml")).unwrap();
         let mut pipeline = wasmtel::pipeline::Pipeline::build(&loaded).unwrap();
         let input = std::fs::File::open(dir.path().join("in.jsonl")).unwrap();
-        pipeline
-            .process_events(std::io::BufReader::new(input), "in.jsonl")
-            .unwrap();
+        pipeline.process_events(std::io::BufReader::new(input), "in.jsonl").unwrap();
         assert_eq!(pipeline.stats().events_out, 0, "{behavior}");
-        assert_eq!(
-            pipeline.stats().dead_redact,
-            10,
-            "{behavior}: all 10 events dead-lettered (3 batches)"
-        );
+        assert_eq!(pipeline.stats().dead_redact, 10, "{behavior}: all 10 events dead-lettered (3 batches)");
         let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap_or_default();
-        assert!(
-            !out.contains("secret"),
-            "{behavior}: un-redacted data reached the sink"
-        );
+        assert!(!out.contains("secret"), "{behavior}: un-redacted data reached the sink");
         let dead = read_jsonl(&dir.path().join("state/dead-letter.jsonl"));
         assert_eq!(dead.len(), 10);
         assert!(dead.iter().all(|d| d["stage"] == "redact"
@@ -179,58 +139,26 @@ path = "out.jsonl"
 
 #[test]
 fn a_core_module_is_refused_with_a_hint() {
-    let source = wasmtel::runtime::ModuleSource::from_bytes(
-        "core",
-        "core.wasm",
-        Arc::from(&b"\0asm\x01\0\0\0"[..]),
-    );
-    let err = wasmtel::runtime::redactor::RedactorModule::new(
-        runtime(),
-        source,
-        LIMITS,
-        Default::default(),
-    )
-    .err()
-    .unwrap();
+    let source = wasmtel::runtime::ModuleSource::from_bytes("core", "core.wasm", Arc::from(&b"\0asm\x01\0\0\0"[..]));
+    let err =
+        wasmtel::runtime::redactor::RedactorModule::new(runtime(), source, LIMITS, Default::default()).err().unwrap();
     assert!(format!("{err:#}").contains("not a component"), "{err:#}");
 }
 
 #[test]
 fn a_collector_is_not_a_redactor() {
-    let source =
-        wasmtel::runtime::ModuleSource::resolve("c", wasmtel::guests::COLLECTOR_SQL, None).unwrap();
-    let err = wasmtel::runtime::redactor::RedactorModule::new(
-        runtime(),
-        source,
-        LIMITS,
-        Default::default(),
-    )
-    .err()
-    .unwrap();
-    assert!(
-        format!("{err:#}").contains("does not implement the `redactor` world"),
-        "{err:#}"
-    );
+    let source = wasmtel::runtime::ModuleSource::resolve("c", wasmtel::guests::COLLECTOR_SQL, None).unwrap();
+    let err =
+        wasmtel::runtime::redactor::RedactorModule::new(runtime(), source, LIMITS, Default::default()).err().unwrap();
+    assert!(format!("{err:#}").contains("does not implement the `redactor` world"), "{err:#}");
 }
 
 #[test]
 fn a_pinned_digest_must_match() {
-    let err = wasmtel::runtime::ModuleSource::resolve(
-        "h",
-        wasmtel::guests::REDACTOR_HOSTILE,
-        Some(&"0".repeat(64)),
-    )
-    .err()
-    .unwrap();
-    assert!(format!("{err:#}").contains("pins"), "{err:#}");
-    let ok = wasmtel::runtime::ModuleSource::resolve("h", wasmtel::guests::REDACTOR_HOSTILE, None)
+    let err = wasmtel::runtime::ModuleSource::resolve("h", wasmtel::guests::REDACTOR_HOSTILE, Some(&"0".repeat(64)))
+        .err()
         .unwrap();
-    assert!(
-        wasmtel::runtime::ModuleSource::resolve(
-            "h",
-            wasmtel::guests::REDACTOR_HOSTILE,
-            Some(&ok.sha256)
-        )
-        .is_ok()
-    );
+    assert!(format!("{err:#}").contains("pins"), "{err:#}");
+    let ok = wasmtel::runtime::ModuleSource::resolve("h", wasmtel::guests::REDACTOR_HOSTILE, None).unwrap();
+    assert!(wasmtel::runtime::ModuleSource::resolve("h", wasmtel::guests::REDACTOR_HOSTILE, Some(&ok.sha256)).is_ok());
 }

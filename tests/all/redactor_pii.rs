@@ -12,16 +12,9 @@ fn redact_text(text: &str) -> String {
 }
 
 fn redact_texts(texts: &[&str]) -> Vec<String> {
-    let events = texts
-        .iter()
-        .map(|t| event(json!({"metadata": {"text": t}})))
-        .collect();
+    let events = texts.iter().map(|t| event(json!({"metadata": {"text": t}}))).collect();
     let passed = redact_with(pii_redactor(&[]), events).expect("redaction succeeds");
-    passed
-        .events
-        .iter()
-        .map(|e| e.event().metadata["text"].as_str().unwrap().to_string())
-        .collect()
+    passed.events.iter().map(|e| e.event().metadata["text"].as_str().unwrap().to_string()).collect()
 }
 
 #[test]
@@ -30,25 +23,13 @@ fn each_rule_replaces_only_the_pii() {
         ("mail jane.doe+billing@example.com now", "mail <EMAIL> now"),
         ("call +49 151 23456789 today", "call <PHONE> today"),
         ("from 203.0.113.57:443", "from <IPV4>:443"),
-        (
-            "peer [2001:db8::1]:8080 closed",
-            "peer [<IPV6>]:8080 closed",
-        ),
-        (
-            "card 4111 1111 1111 1111 declined",
-            "card <CREDIT_CARD> declined",
-        ),
+        ("peer [2001:db8::1]:8080 closed", "peer [<IPV6>]:8080 closed"),
+        ("card 4111 1111 1111 1111 declined", "card <CREDIT_CARD> declined"),
         ("iban GB82 WEST 1234 5698 7654 32 ok", "iban <IBAN> ok"),
         ("ssn 123-45-6789 on file", "ssn <SSN> on file"),
-        (
-            "Authorization: Bearer abcdef0123456789abcdef",
-            "Authorization: Bearer <TOKEN>",
-        ),
+        ("Authorization: Bearer abcdef0123456789abcdef", "Authorization: Bearer <TOKEN>"),
         ("key AKIAIOSFODNN7EXAMPLE used", "key <CLOUD_KEY> used"),
-        (
-            "dsn postgres://app:s3cr3t@db:5432/main",
-            "dsn postgres://<CREDENTIAL>@db:5432/main",
-        ),
+        ("dsn postgres://app:s3cr3t@db:5432/main", "dsn postgres://<CREDENTIAL>@db:5432/main"),
     ];
     let inputs: Vec<&str> = cases.iter().map(|(i, _)| *i).collect();
     for (out, (input, expected)) in redact_texts(&inputs).iter().zip(cases) {
@@ -58,15 +39,13 @@ fn each_rule_replaces_only_the_pii() {
 
 #[test]
 fn jwts_and_obfuscated_pii_are_found() {
-    let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+    let jwt =
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
     let out = redact_text(&format!("token={jwt}"));
     assert!(!out.contains("eyJ"), "{out}");
-    for obfuscated in [
-        "john%40example.com",
-        "john [at] example [dot] com",
-        "j\u{200B}ohn@exa\u{200D}mple.com",
-        "john＠example.com",
-    ] {
+    for obfuscated in
+        ["john%40example.com", "john [at] example [dot] com", "j\u{200B}ohn@exa\u{200D}mple.com", "john＠example.com"]
+    {
         let out = redact_text(&format!("contact {obfuscated} please"));
         assert_eq!(out, "contact <EMAIL> please", "input: {obfuscated}");
     }
@@ -98,63 +77,35 @@ fn pii_in_keys_and_top_level_fields_is_redacted() {
     }));
     let passed = redact_with(pii_redactor(&[]), vec![e]).unwrap();
     let out = passed.events[0].event().to_json_line();
-    assert!(
-        !out.contains("jane@example.com") && !out.contains("abc.def.ghi-123456"),
-        "{out}"
-    );
+    assert!(!out.contains("jane@example.com") && !out.contains("abc.def.ghi-123456"), "{out}");
     assert_eq!(passed.events[0].event().user_id, "<EMAIL>");
-    assert!(
-        passed.audit.iter().all(|a| !a.field_path.contains("jane")),
-        "audit paths carry no PII"
-    );
-    assert!(
-        passed
-            .audit
-            .iter()
-            .any(|a| a.part == "key" && a.rule_id == "email")
-    );
+    assert!(passed.audit.iter().all(|a| !a.field_path.contains("jane")), "audit paths carry no PII");
+    assert!(passed.audit.iter().any(|a| a.part == "key" && a.rule_id == "email"));
 }
 
 #[test]
 fn pseudonyms_are_keyed_joinable_and_carry_the_key_id() {
     let run = |key: &str| -> Vec<String> {
-        let module = pii_redactor(&[
-            ("mode", "pseudonym"),
-            ("hmac_key", key),
-            ("hmac_key_id", "2026-q4"),
-        ]);
+        let module = pii_redactor(&[("mode", "pseudonym"), ("hmac_key", key), ("hmac_key_id", "2026-q4")]);
         let events = vec![
             event(json!({"metadata": {"text": "a jane@example.com"}})),
             event(json!({"metadata": {"text": "b jane@example.com"}})),
         ];
         let passed = redact_with(module, events).unwrap();
-        passed
-            .events
-            .iter()
-            .map(|e| e.event().metadata["text"].as_str().unwrap().to_string())
-            .collect()
+        passed.events.iter().map(|e| e.event().metadata["text"].as_str().unwrap().to_string()).collect()
     };
     let first = run("key-one");
     assert!(first[0].starts_with("a <EMAIL:2026-q4:"), "{}", first[0]);
     assert!(!first[0].contains("jane"));
     assert_eq!(first[0][2..], first[1][2..], "same value, same pseudonym");
-    assert_ne!(
-        run("key-two")[0],
-        first[0],
-        "another key, another pseudonym"
-    );
+    assert_ne!(run("key-two")[0], first[0], "another key, another pseudonym");
 }
 
 #[test]
 fn pseudonym_mode_without_a_key_fails_closed() {
     let module = pii_redactor(&[("mode", "pseudonym")]);
-    let failed =
-        redact_with(module, vec![event(json!({"userId": "jane@example.com"}))]).unwrap_err();
-    assert!(
-        failed.failure.to_string().contains("hmac_key"),
-        "{}",
-        failed.failure
-    );
+    let failed = redact_with(module, vec![event(json!({"userId": "jane@example.com"}))]).unwrap_err();
+    assert!(failed.failure.to_string().contains("hmac_key"), "{}", failed.failure);
 }
 
 fn corpus(name: &str) -> Vec<Value> {
@@ -165,14 +116,8 @@ fn corpus(name: &str) -> Vec<Value> {
 fn corpus_recall_and_precision_through_wasm() {
     let positives = corpus("pii.jsonl");
     let negatives = corpus("negatives.jsonl");
-    assert!(
-        positives.len() >= 200 && negatives.len() >= 150,
-        "corpus present"
-    );
-    let texts: Vec<&str> = positives
-        .iter()
-        .map(|p| p["text"].as_str().unwrap())
-        .collect();
+    assert!(positives.len() >= 200 && negatives.len() >= 150, "corpus present");
+    let texts: Vec<&str> = positives.iter().map(|p| p["text"].as_str().unwrap()).collect();
     let outputs = redact_texts(&texts);
     let (mut total, mut missed) = (0, Vec::new());
     for (p, out) in positives.iter().zip(&outputs) {
@@ -185,26 +130,11 @@ fn corpus_recall_and_precision_through_wasm() {
         }
     }
     let recall = 1.0 - missed.len() as f64 / total as f64;
-    assert!(
-        recall >= 0.97,
-        "recall {recall:.3}; missed:\n{}",
-        missed.join("\n")
-    );
+    assert!(recall >= 0.97, "recall {recall:.3}; missed:\n{}", missed.join("\n"));
 
-    let texts: Vec<&str> = negatives
-        .iter()
-        .map(|n| n["text"].as_str().unwrap())
-        .collect();
+    let texts: Vec<&str> = negatives.iter().map(|n| n["text"].as_str().unwrap()).collect();
     let outputs = redact_texts(&texts);
-    let changed: Vec<_> = texts
-        .iter()
-        .zip(&outputs)
-        .filter(|(a, b)| *a != *b)
-        .collect();
+    let changed: Vec<_> = texts.iter().zip(&outputs).filter(|(a, b)| *a != *b).collect();
     let rate = changed.len() as f64 / texts.len() as f64;
-    assert!(
-        rate <= 0.02,
-        "{:.3} of hard negatives changed: {changed:?}",
-        rate
-    );
+    assert!(rate <= 0.02, "{:.3} of hard negatives changed: {changed:?}", rate);
 }

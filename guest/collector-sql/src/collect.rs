@@ -3,9 +3,7 @@
 
 use crate::rows::{Origin, Row, column_indexes};
 use crate::wasmtel::telemetry::host::LogLevel;
-use crate::wasmtel::telemetry::types::{
-    BaseInformation, CountParentType, InstanceInformation, ResourceCount,
-};
+use crate::wasmtel::telemetry::types::{BaseInformation, CountParentType, InstanceInformation, ResourceCount};
 use crate::{Collection, Host, PluginError};
 use std::collections::HashSet;
 
@@ -63,12 +61,10 @@ fn get(host: &impl Host, key: &str) -> Option<String> {
 /// operator what to set it to.
 fn required(host: &impl Host, key: &str, expected: &str) -> Result<String, PluginError> {
     match get(host, key) {
-        None => Err(PluginError::InvalidConfig(format!(
-            "missing key `{key}`: set it to {expected}"
-        ))),
-        Some(v) if v.is_empty() => Err(PluginError::InvalidConfig(format!(
-            "key `{key}` is empty: set it to {expected}"
-        ))),
+        None => Err(PluginError::InvalidConfig(format!("missing key `{key}`: set it to {expected}"))),
+        Some(v) if v.is_empty() => {
+            Err(PluginError::InvalidConfig(format!("key `{key}` is empty: set it to {expected}")))
+        }
         Some(v) => Ok(v),
     }
 }
@@ -76,21 +72,17 @@ fn required(host: &impl Host, key: &str, expected: &str) -> Result<String, Plugi
 /// Reads a key that may be absent but, when present, must not be empty.
 fn optional(host: &impl Host, key: &str, expected: &str) -> Result<Option<String>, PluginError> {
     match get(host, key) {
-        Some(v) if v.is_empty() => Err(PluginError::InvalidConfig(format!(
-            "key `{key}` is empty: set it to {expected}, or remove it"
-        ))),
+        Some(v) if v.is_empty() => {
+            Err(PluginError::InvalidConfig(format!("key `{key}` is empty: set it to {expected}, or remove it")))
+        }
         other => Ok(other),
     }
 }
 
 /// The data source to query: `source`, or `main`.
 fn source(host: &impl Host) -> Result<String, PluginError> {
-    Ok(optional(
-        host,
-        KEY_SOURCE,
-        "the name of a data source granted to this module (default `main`)",
-    )?
-    .unwrap_or_else(|| DEFAULT_SOURCE.to_owned()))
+    Ok(optional(host, KEY_SOURCE, "the name of a data source granted to this module (default `main`)")?
+        .unwrap_or_else(|| DEFAULT_SOURCE.to_owned()))
 }
 
 /// Reads `resources` and, for each listed name, its statement and table.
@@ -114,24 +106,11 @@ fn resources(host: &impl Host) -> Result<Vec<ResourceConfig>, PluginError> {
             )));
         }
         let sql_key = format!("resource.{name}.sql");
-        let sql = required(
-            host,
-            &sql_key,
-            "a SELECT returning instance_id, parent_type, parent_id, amount",
-        )?;
+        let sql = required(host, &sql_key, "a SELECT returning instance_id, parent_type, parent_id, amount")?;
         let table_key = format!("resource.{name}.table");
-        let table = optional(
-            host,
-            &table_key,
-            "the table the counts come from (default: the resource name)",
-        )?
-        .unwrap_or_else(|| name.to_owned());
-        out.push(ResourceConfig {
-            name: name.to_owned(),
-            sql_key,
-            sql,
-            table,
-        });
+        let table = optional(host, &table_key, "the table the counts come from (default: the resource name)")?
+            .unwrap_or_else(|| name.to_owned());
+        out.push(ResourceConfig { name: name.to_owned(), sql_key, sql, table });
     }
     if out.is_empty() {
         return Err(PluginError::InvalidConfig(format!(
@@ -167,12 +146,8 @@ fn count_resource(
     })?;
     let updated_at = host.now();
 
-    let origin = Origin {
-        what: &what,
-        key: &resource.sql_key,
-    };
-    let [c_instance, c_parent_type, c_parent, c_amount] =
-        column_indexes(&result, COUNT_COLUMNS, &origin)?;
+    let origin = Origin { what: &what, key: &resource.sql_key };
+    let [c_instance, c_parent_type, c_parent, c_amount] = column_indexes(&result, COUNT_COLUMNS, &origin)?;
 
     let mut counts = Vec::with_capacity(result.rows.len());
     let mut parents = HashSet::new();
@@ -192,11 +167,7 @@ fn count_resource(
                 ),
             ));
         }
-        if !parents.insert((
-            instance_id,
-            matches!(parent_type, CountParentType::Instance),
-            parent_id,
-        )) {
+        if !parents.insert((instance_id, matches!(parent_type, CountParentType::Instance), parent_id)) {
             duplicates += 1;
         }
         counts.push(ResourceCount {
@@ -212,12 +183,7 @@ fn count_resource(
 
     host.log(
         LogLevel::Info,
-        &format!(
-            "resource `{}` (table `{}`): {} rows",
-            resource.name,
-            resource.table,
-            counts.len()
-        ),
+        &format!("resource `{}` (table `{}`): {} rows", resource.name, resource.table, counts.len()),
     );
     if duplicates > 0 {
         host.log(
@@ -233,16 +199,8 @@ fn count_resource(
 }
 
 /// Builds base information when `base.instances_sql` is configured.
-fn base_information(
-    host: &impl Host,
-    source: &str,
-) -> Result<Option<BaseInformation>, PluginError> {
-    let Some(sql) = optional(
-        host,
-        KEY_INSTANCES_SQL,
-        "a SELECT returning id, created_at, domains",
-    )?
-    else {
+fn base_information(host: &impl Host, source: &str) -> Result<Option<BaseInformation>, PluginError> {
+    let Some(sql) = optional(host, KEY_INSTANCES_SQL, "a SELECT returning id, created_at, domains")? else {
         return Ok(None);
     };
     let version = match optional(host, KEY_VERSION, "the version of the system reported on")? {
@@ -266,10 +224,7 @@ fn base_information(
             describe_query_error(e)
         ))
     })?;
-    let origin = Origin {
-        what,
-        key: KEY_INSTANCES_SQL,
-    };
+    let origin = Origin { what, key: KEY_INSTANCES_SQL };
     let [c_id, c_created, c_domains] = column_indexes(&result, INSTANCE_COLUMNS, &origin)?;
 
     let mut instances: Vec<InstanceInformation> = Vec::with_capacity(result.rows.len());
@@ -281,17 +236,10 @@ fn base_information(
         }
         let created_at = row.timestamp(c_created)?;
         let domains = split_domains(row.optional_text(c_domains)?);
-        instances.push(InstanceInformation {
-            id: id.to_owned(),
-            domains,
-            created_at,
-        });
+        instances.push(InstanceInformation { id: id.to_owned(), domains, created_at });
     }
 
-    host.log(
-        LogLevel::Info,
-        &format!("base information: {} instances", instances.len()),
-    );
+    host.log(LogLevel::Info, &format!("base information: {} instances", instances.len()));
     Ok(Some(BaseInformation { version, instances }))
 }
 
@@ -337,10 +285,7 @@ mod tests {
 
         /// Registers the result of `sql`.
         fn answer(mut self, sql: &str, columns: &[&str], rows: Vec<Vec<SqlValue>>) -> Self {
-            let result = QueryResult {
-                columns: columns.iter().map(|c| c.to_string()).collect(),
-                rows,
-            };
+            let result = QueryResult { columns: columns.iter().map(|c| c.to_string()).collect(), rows };
             self.results.insert(sql.to_owned(), Ok(result));
             self
         }
@@ -375,10 +320,7 @@ mod tests {
 
         /// A fixed time.
         fn now(&self) -> Timestamp {
-            Timestamp {
-                seconds: 42,
-                nanos: 7,
-            }
+            Timestamp { seconds: 42, nanos: 7 }
         }
     }
 
@@ -417,10 +359,7 @@ mod tests {
             .answer(
                 "USERS",
                 &["instance_id", "parent_type", "parent_id", "amount"],
-                vec![
-                    vec![t("i1"), t("organization"), t("o1"), i(12)],
-                    vec![t("i1"), t("organization"), t("o2"), i(0)],
-                ],
+                vec![vec![t("i1"), t("organization"), t("o1"), i(12)], vec![t("i1"), t("organization"), t("o2"), i(0)]],
             )
     }
 
@@ -442,10 +381,7 @@ mod tests {
         assert_eq!((users.updated_at.seconds, users.updated_at.nanos), (42, 7));
         let logs = host.logs.borrow();
         assert_eq!(logs.len(), 2);
-        assert!(
-            logs[1].contains("`users`") && logs[1].contains("2 rows"),
-            "{logs:?}"
-        );
+        assert!(logs[1].contains("`users`") && logs[1].contains("2 rows"), "{logs:?}");
     }
 
     /// Missing or empty keys fail with `invalid-config` naming the key and what to set it to.
@@ -458,16 +394,11 @@ mod tests {
         let host = FakeHost::default().set("resources", "users");
         let e = collect(&host).unwrap_err();
         assert!(matches!(e, PluginError::InvalidConfig(_)));
-        assert!(
-            message(&e).starts_with("missing key `resource.users.sql`: set it to a SELECT"),
-            "{e:?}"
-        );
+        assert!(message(&e).starts_with("missing key `resource.users.sql`: set it to a SELECT"), "{e:?}");
 
         let host = FakeHost::default().set("resources", " , ");
         assert!(message(&collect(&host).unwrap_err()).contains("names no resources"));
-        let host = FakeHost::default()
-            .set("resources", "users,users")
-            .set("resource.users.sql", "USERS");
+        let host = FakeHost::default().set("resources", "users,users").set("resource.users.sql", "USERS");
         assert!(message(&collect(&host).unwrap_err()).contains("more than once"));
     }
 
@@ -478,10 +409,7 @@ mod tests {
         let e = collect(&host).unwrap_err();
         assert!(matches!(e, PluginError::QueryFailed(_)));
         let m = message(&e);
-        assert!(
-            m.contains("resource `users`") && m.contains("no such table"),
-            "{m}"
-        );
+        assert!(m.contains("resource `users`") && m.contains("no such table"), "{m}");
     }
 
     /// Bad values name the resource, row and column; a missing column names the key.
@@ -490,18 +418,12 @@ mod tests {
         let host = two_resources().answer(
             "USERS",
             &["instance_id", "parent_type", "parent_id", "amount"],
-            vec![
-                vec![t("i1"), t("organization"), t("o1"), i(1)],
-                vec![t("i1"), t("organization"), t("o2"), i(-4)],
-            ],
+            vec![vec![t("i1"), t("organization"), t("o1"), i(1)], vec![t("i1"), t("organization"), t("o2"), i(-4)]],
         );
         let e = collect(&host).unwrap_err();
         assert!(matches!(e, PluginError::InvalidInput(_)));
         let m = message(&e);
-        assert!(
-            m.contains("resource `users`") && m.contains("row 2") && m.contains("`amount`"),
-            "{m}"
-        );
+        assert!(m.contains("resource `users`") && m.contains("row 2") && m.contains("`amount`"), "{m}");
 
         let host = two_resources().answer(
             "ORGS",
@@ -510,8 +432,7 @@ mod tests {
         );
         assert!(message(&collect(&host).unwrap_err()).contains("must equal instance_id"));
 
-        let host =
-            two_resources().answer("ORGS", &["instance_id", "parent_type", "amount"], vec![]);
+        let host = two_resources().answer("ORGS", &["instance_id", "parent_type", "amount"], vec![]);
         let e = collect(&host).unwrap_err();
         assert!(matches!(e, PluginError::InvalidConfig(_)));
         assert!(message(&e).contains("no column `parent_id`"));
@@ -523,10 +444,7 @@ mod tests {
         let host = two_resources().answer(
             "USERS",
             &["instance_id", "parent_type", "parent_id", "amount"],
-            vec![
-                vec![t("i1"), t("organization"), t("o1"), i(1)],
-                vec![t("i1"), t("organization"), t("o1"), i(2)],
-            ],
+            vec![vec![t("i1"), t("organization"), t("o1"), i(1)], vec![t("i1"), t("organization"), t("o1"), i(2)]],
         );
         assert_eq!(collect(&host).unwrap().counts.len(), 3);
         assert!(host.logs.borrow().iter().any(|l| l.contains("repeat")));
@@ -535,43 +453,28 @@ mod tests {
     /// `base.instances_sql` produces base information with parsed times and domains.
     #[test]
     fn base_information_is_optional_and_parsed() {
-        let host = two_resources()
-            .set("version", "v2.71.0")
-            .set("base.instances_sql", "INSTANCES")
-            .answer(
-                "INSTANCES",
-                &["domains", "id", "created_at"],
-                vec![
-                    vec![
-                        t("a.example.com, b.example.com,,a.example.com"),
-                        t("i1"),
-                        i(1_700_000_000),
-                    ],
-                    vec![SqlValue::Null, t("i2"), t("2023-11-14T22:13:20Z")],
-                ],
-            );
+        let host = two_resources().set("version", "v2.71.0").set("base.instances_sql", "INSTANCES").answer(
+            "INSTANCES",
+            &["domains", "id", "created_at"],
+            vec![
+                vec![t("a.example.com, b.example.com,,a.example.com"), t("i1"), i(1_700_000_000)],
+                vec![SqlValue::Null, t("i2"), t("2023-11-14T22:13:20Z")],
+            ],
+        );
         let base = collect(&host).unwrap().base.unwrap();
         assert_eq!(base.version, "v2.71.0");
         assert_eq!(base.instances.len(), 2);
-        assert_eq!(
-            base.instances[0].domains,
-            ["a.example.com", "b.example.com"]
-        );
+        assert_eq!(base.instances[0].domains, ["a.example.com", "b.example.com"]);
         assert!(base.instances[1].domains.is_empty());
         assert_eq!(base.instances[1].created_at.seconds, 1_700_000_000);
 
-        let host = two_resources()
-            .set("base.instances_sql", "INSTANCES")
-            .answer(
-                "INSTANCES",
-                &["id", "created_at", "domains"],
-                vec![vec![t("i1"), t("last tuesday"), SqlValue::Null]],
-            );
+        let host = two_resources().set("base.instances_sql", "INSTANCES").answer(
+            "INSTANCES",
+            &["id", "created_at", "domains"],
+            vec![vec![t("i1"), t("last tuesday"), SqlValue::Null]],
+        );
         let e = collect(&host).unwrap_err();
         let m = message(&e);
-        assert!(
-            m.contains("base information") && m.contains("`created_at`"),
-            "{m}"
-        );
+        assert!(m.contains("base information") && m.contains("`created_at`"), "{m}");
     }
 }

@@ -27,11 +27,8 @@ pub(crate) fn column_indexes<const N: usize>(
     let mut found = [0usize; N];
     for (slot, name) in found.iter_mut().zip(wanted) {
         let exact: Vec<usize> = positions(&result.columns, |c| c == name);
-        let matches = if exact.is_empty() {
-            positions(&result.columns, |c| c.eq_ignore_ascii_case(name))
-        } else {
-            exact
-        };
+        let matches =
+            if exact.is_empty() { positions(&result.columns, |c| c.eq_ignore_ascii_case(name)) } else { exact };
         match matches.as_slice() {
             [index] => *slot = *index,
             [] => {
@@ -60,21 +57,12 @@ pub(crate) fn column_indexes<const N: usize>(
 
 /// Indexes of the columns whose name satisfies `pred`.
 fn positions(columns: &[String], pred: impl Fn(&str) -> bool) -> Vec<usize> {
-    columns
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| pred(c))
-        .map(|(i, _)| i)
-        .collect()
+    columns.iter().enumerate().filter(|(_, c)| pred(c)).map(|(i, _)| i).collect()
 }
 
 /// Renders column names for an error message.
 fn list_columns(columns: &[String]) -> String {
-    if columns.is_empty() {
-        "no columns".to_owned()
-    } else {
-        columns.join(", ")
-    }
+    if columns.is_empty() { "no columns".to_owned() } else { columns.join(", ") }
 }
 
 /// One row of a result, with enough context to describe bad values.
@@ -92,18 +80,9 @@ pub(crate) struct Row<'a> {
 impl<'a> Row<'a> {
     /// Wraps row `index` (0-based) of `result`, checking that it has one
     /// value per column.
-    pub(crate) fn new(
-        result: &'a QueryResult,
-        index: usize,
-        origin: &'a Origin<'a>,
-    ) -> Result<Self, PluginError> {
+    pub(crate) fn new(result: &'a QueryResult, index: usize, origin: &'a Origin<'a>) -> Result<Self, PluginError> {
         let values = result.rows[index].as_slice();
-        let row = Row {
-            values,
-            columns: &result.columns,
-            number: index + 1,
-            origin,
-        };
+        let row = Row { values, columns: &result.columns, number: index + 1, origin };
         if values.len() != result.columns.len() {
             return Err(PluginError::InvalidInput(format!(
                 "{}, row {}: the row has {} values but the result has {} columns",
@@ -129,10 +108,7 @@ impl<'a> Row<'a> {
         match &self.values[index] {
             SqlValue::Text(s) if s.is_empty() => Err(self.error(index, "is empty text")),
             SqlValue::Text(s) => Ok(s),
-            other => Err(self.error(
-                index,
-                format_args!("expected text, got {}", describe(other)),
-            )),
+            other => Err(self.error(index, format_args!("expected text, got {}", describe(other)))),
         }
     }
 
@@ -142,10 +118,7 @@ impl<'a> Row<'a> {
             SqlValue::Null => Ok(None),
             SqlValue::Text(s) if s.trim().is_empty() => Ok(None),
             SqlValue::Text(s) => Ok(Some(s)),
-            other => Err(self.error(
-                index,
-                format_args!("expected text or NULL, got {}", describe(other)),
-            )),
+            other => Err(self.error(index, format_args!("expected text or NULL, got {}", describe(other)))),
         }
     }
 
@@ -156,11 +129,7 @@ impl<'a> Row<'a> {
         let range = || format!("counts must be between 0 and {}", u32::MAX);
         match &self.values[index] {
             SqlValue::Integer(i) => u32::try_from(*i).map_err(|_| {
-                let why = if *i < 0 {
-                    "is negative"
-                } else {
-                    "is too large"
-                };
+                let why = if *i < 0 { "is negative" } else { "is too large" };
                 self.error(index, format_args!("{i} {why}; {}", range()))
             }),
             SqlValue::Real(f) if f.is_finite() && f.fract() == 0.0 => {
@@ -172,17 +141,11 @@ impl<'a> Row<'a> {
                     Ok(*f as u32)
                 }
             }
-            SqlValue::Real(f) => {
-                Err(self.error(index, format_args!("expected a whole number, got {f}")))
+            SqlValue::Real(f) => Err(self.error(index, format_args!("expected a whole number, got {f}"))),
+            SqlValue::Null => {
+                Err(self.error(index, "is NULL; use COUNT(...) or COALESCE(..., 0) so every row has a count"))
             }
-            SqlValue::Null => Err(self.error(
-                index,
-                "is NULL; use COUNT(...) or COALESCE(..., 0) so every row has a count",
-            )),
-            other => Err(self.error(
-                index,
-                format_args!("expected an integer, got {}", describe(other)),
-            )),
+            other => Err(self.error(index, format_args!("expected an integer, got {}", describe(other)))),
         }
     }
 
@@ -195,10 +158,7 @@ impl<'a> Row<'a> {
         } else if text.eq_ignore_ascii_case("organization") {
             Ok(CountParentType::Organization)
         } else {
-            Err(self.error(
-                index,
-                format_args!("unknown parent type {text:?}; expected `instance` or `organization`"),
-            ))
+            Err(self.error(index, format_args!("unknown parent type {text:?}; expected `instance` or `organization`")))
         }
     }
 
@@ -206,10 +166,7 @@ impl<'a> Row<'a> {
     /// text.
     pub(crate) fn timestamp(&self, index: usize) -> Result<Timestamp, PluginError> {
         match &self.values[index] {
-            SqlValue::Integer(i) => Ok(Timestamp {
-                seconds: *i,
-                nanos: 0,
-            }),
+            SqlValue::Integer(i) => Ok(Timestamp { seconds: *i, nanos: 0 }),
             SqlValue::Real(f) => crate::time::from_unix_f64(*f)
                 .ok_or_else(|| self.error(index, format_args!("{f} is not a valid Unix time"))),
             SqlValue::Text(s) => crate::time::parse_rfc3339(s).map_err(|why| {
@@ -221,13 +178,9 @@ impl<'a> Row<'a> {
                     ),
                 )
             }),
-            other => Err(self.error(
-                index,
-                format_args!(
-                    "expected Unix seconds or RFC 3339 text, got {}",
-                    describe(other)
-                ),
-            )),
+            other => {
+                Err(self.error(index, format_args!("expected Unix seconds or RFC 3339 text, got {}", describe(other))))
+            }
         }
     }
 }
@@ -250,17 +203,11 @@ mod tests {
     use super::*;
 
     /// The origin used by all tests.
-    const ORIGIN: Origin<'static> = Origin {
-        what: "resource `users`",
-        key: "resource.users.sql",
-    };
+    const ORIGIN: Origin<'static> = Origin { what: "resource `users`", key: "resource.users.sql" };
 
     /// Builds a result with the given columns and rows.
     fn result(columns: &[&str], rows: Vec<Vec<SqlValue>>) -> QueryResult {
-        QueryResult {
-            columns: columns.iter().map(|c| c.to_string()).collect(),
-            rows,
-        }
+        QueryResult { columns: columns.iter().map(|c| c.to_string()).collect(), rows }
     }
 
     /// The message inside an error, whatever its variant.
@@ -288,10 +235,7 @@ mod tests {
         let e = column_indexes(&r, ["instance_id", "parent_id"], &ORIGIN).unwrap_err();
         assert!(matches!(e, PluginError::InvalidConfig(_)));
         let m = message(e);
-        assert!(
-            m.contains("`parent_id`") && m.contains("resource.users.sql"),
-            "{m}"
-        );
+        assert!(m.contains("`parent_id`") && m.contains("resource.users.sql"), "{m}");
     }
 
     /// Two case-insensitive matches are ambiguous; an exact match wins.
@@ -321,17 +265,11 @@ mod tests {
         let amount = |i| Row::new(&r, i, &ORIGIN).unwrap().amount(0);
         assert_eq!(amount(0).unwrap(), 5);
         let m = message(amount(1).unwrap_err());
-        assert!(
-            m.contains("row 2") && m.contains("`amount`") && m.contains("negative"),
-            "{m}"
-        );
+        assert!(m.contains("row 2") && m.contains("`amount`") && m.contains("negative"), "{m}");
         assert!(message(amount(2).unwrap_err()).contains("too large"));
         assert_eq!(amount(3).unwrap(), 3);
         assert!(amount(4).is_err());
-        assert!(matches!(
-            amount(5).unwrap_err(),
-            PluginError::InvalidInput(_)
-        ));
+        assert!(matches!(amount(5).unwrap_err(), PluginError::InvalidInput(_)));
         assert!(message(amount(6).unwrap_err()).contains("NULL"));
     }
 
@@ -349,14 +287,8 @@ mod tests {
             ],
         );
         let row = |i| Row::new(&r, i, &ORIGIN).unwrap();
-        assert!(matches!(
-            row(0).parent_type(0),
-            Ok(CountParentType::Organization)
-        ));
-        assert!(matches!(
-            row(1).parent_type(0),
-            Ok(CountParentType::Instance)
-        ));
+        assert!(matches!(row(0).parent_type(0), Ok(CountParentType::Organization)));
+        assert!(matches!(row(1).parent_type(0), Ok(CountParentType::Instance)));
         assert!(message(row(2).parent_type(0).unwrap_err()).contains("unknown parent type"));
         assert!(message(row(3).text(0).unwrap_err()).contains("expected text"));
         assert!(row(4).text(0).is_err());

@@ -13,23 +13,14 @@ const NANOS_PER_SEC: u32 = 1_000_000_000;
 /// negative `seconds` and non-negative `nanos`, as the WIT type requires.
 pub(crate) fn now() -> Timestamp {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => Timestamp {
-            seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            nanos: d.subsec_nanos(),
-        },
+        Ok(d) => Timestamp { seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX), nanos: d.subsec_nanos() },
         Err(e) => {
             let d = e.duration();
             let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
             if d.subsec_nanos() == 0 {
-                Timestamp {
-                    seconds: -secs,
-                    nanos: 0,
-                }
+                Timestamp { seconds: -secs, nanos: 0 }
             } else {
-                Timestamp {
-                    seconds: -secs - 1,
-                    nanos: NANOS_PER_SEC - d.subsec_nanos(),
-                }
+                Timestamp { seconds: -secs - 1, nanos: NANOS_PER_SEC - d.subsec_nanos() }
             }
         }
     }
@@ -62,10 +53,7 @@ pub(crate) fn from_unix_f64(value: f64) -> Option<Timestamp> {
 /// `datetime()` prints `2024-05-01 12:30:00`). Fractions beyond nanoseconds
 /// are truncated. Returns a message describing the problem on failure.
 pub(crate) fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
-    let mut p = Parser {
-        bytes: text.trim().as_bytes(),
-        pos: 0,
-    };
+    let mut p = Parser { bytes: text.trim().as_bytes(), pos: 0 };
     let year = p.digits(4, "year")?;
     p.expect(b'-')?;
     let month = p.digits(2, "month")?;
@@ -130,9 +118,7 @@ pub(crate) fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
     }
 
     let days = days_from_civil(i64::from(year), month, day);
-    let seconds =
-        days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
-            - offset_seconds;
+    let seconds = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second) - offset_seconds;
     Ok(Timestamp { seconds, nanos })
 }
 

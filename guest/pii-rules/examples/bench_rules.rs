@@ -26,10 +26,8 @@ fn main() {
     ];
     let bytes: usize = fields.iter().map(|f| f.len()).sum::<usize>() * 20000;
     let mut out = Vec::with_capacity(64);
-    let mut sets: Vec<(String, RuleSet)> = Rule::ALL
-        .iter()
-        .map(|r| (r.id().to_string(), RuleSet::empty().with(*r)))
-        .collect();
+    let mut sets: Vec<(String, RuleSet)> =
+        Rule::ALL.iter().map(|r| (r.id().to_string(), RuleSet::empty().with(*r))).collect();
     sets.push(("all".into(), RuleSet::all()));
     for (name, set) in sets {
         let s = Scanner::new(set);

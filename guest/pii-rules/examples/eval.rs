@@ -17,12 +17,7 @@ fn main() {
             let text = v["text"].as_str().unwrap_or_default();
             let m = s.find(ctx, text);
             let out = redact_with_placeholders(text, &m);
-            let labels: Vec<&str> = v["pii"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|x| x.as_str())
-                .collect();
+            let labels: Vec<&str> = v["pii"].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
             let mut covered = vec![false; text.len()];
             for l in &labels {
                 for (i, _) in text.match_indices(l) {
@@ -49,10 +44,7 @@ fn main() {
                 }
             }
         }
-        println!(
-            "recall {:.2}% ({missed} missed of {total})",
-            100.0 * (total - missed) as f64 / total.max(1) as f64
-        );
+        println!("recall {:.2}% ({missed} missed of {total})", 100.0 * (total - missed) as f64 / total.max(1) as f64);
     }
     if let Some(p) = args.get(1) {
         let (mut total, mut fp) = (0, 0);
@@ -66,15 +58,9 @@ fn main() {
             if !m.is_empty() {
                 fp += 1;
                 let rules: Vec<_> = m.iter().map(|x| x.rule.id()).collect();
-                println!(
-                    "FP {text:?}\n  -> {:?} {rules:?}",
-                    redact_with_placeholders(text, &m)
-                );
+                println!("FP {text:?}\n  -> {:?} {rules:?}", redact_with_placeholders(text, &m));
             }
         }
-        println!(
-            "false positives {:.2}% ({fp} of {total})",
-            100.0 * fp as f64 / total.max(1) as f64
-        );
+        println!("false positives {:.2}% ({fp} of {total})", 100.0 * fp as f64 / total.max(1) as f64);
     }
 }

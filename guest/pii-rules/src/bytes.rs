@@ -186,10 +186,7 @@ pub(crate) fn before(b: &[u8], i: usize) -> u8 {
 pub(crate) fn starts_ic(b: &[u8], i: usize, needle: &[u8]) -> bool {
     i <= b.len()
         && b.len() - i >= needle.len()
-        && b[i..i + needle.len()]
-            .iter()
-            .zip(needle)
-            .all(|(x, y)| x.to_ascii_lowercase() == *y)
+        && b[i..i + needle.len()].iter().zip(needle).all(|(x, y)| x.to_ascii_lowercase() == *y)
 }
 
 /// Whether `b[..end]` ends with `needle` ignoring ASCII case (`needle` lowercase).
@@ -280,12 +277,7 @@ impl<const N: usize> Words<N> {
 /// gets the word packed and lowercased (see [`pack`]). Words are maximal
 /// runs of ASCII letters; the window edges are widened so that words cut by
 /// them are seen whole.
-pub(crate) fn any_word_in(
-    b: &[u8],
-    lo: usize,
-    hi: usize,
-    mut pred: impl FnMut(u128) -> bool,
-) -> bool {
+pub(crate) fn any_word_in(b: &[u8], lo: usize, hi: usize, mut pred: impl FnMut(u128) -> bool) -> bool {
     let mut lo = lo.min(b.len());
     let hi = hi.min(b.len());
     while lo > 0 && b[lo - 1].is_ascii_alphabetic() {
@@ -312,12 +304,11 @@ pub(crate) fn any_word_in(
 /// Common top-level domains, for plain-word obfuscations that need stronger
 /// evidence than "any letters".
 static TLDS: Words<72> = Words::new([
-    b"com", b"org", b"net", b"edu", b"gov", b"mil", b"int", b"io", b"co", b"ai", b"app", b"dev",
-    b"info", b"biz", b"me", b"us", b"uk", b"de", b"fr", b"es", b"it", b"nl", b"be", b"ch", b"at",
-    b"se", b"no", b"dk", b"fi", b"pl", b"pt", b"ie", b"cz", b"gr", b"hu", b"ro", b"ru", b"ua",
-    b"tr", b"jp", b"cn", b"kr", b"in", b"br", b"mx", b"ar", b"cl", b"au", b"nz", b"ca", b"za",
-    b"eu", b"tv", b"xyz", b"online", b"tech", b"cloud", b"email", b"mail", b"name", b"pro", b"sg",
-    b"hk", b"tw", b"il", b"ae", b"sa", b"id", b"my", b"ph", b"vn", b"th",
+    b"com", b"org", b"net", b"edu", b"gov", b"mil", b"int", b"io", b"co", b"ai", b"app", b"dev", b"info", b"biz",
+    b"me", b"us", b"uk", b"de", b"fr", b"es", b"it", b"nl", b"be", b"ch", b"at", b"se", b"no", b"dk", b"fi", b"pl",
+    b"pt", b"ie", b"cz", b"gr", b"hu", b"ro", b"ru", b"ua", b"tr", b"jp", b"cn", b"kr", b"in", b"br", b"mx", b"ar",
+    b"cl", b"au", b"nz", b"ca", b"za", b"eu", b"tv", b"xyz", b"online", b"tech", b"cloud", b"email", b"mail", b"name",
+    b"pro", b"sg", b"hk", b"tw", b"il", b"ae", b"sa", b"id", b"my", b"ph", b"vn", b"th",
 ]);
 
 /// Whether `s` is a common top-level domain (any case).

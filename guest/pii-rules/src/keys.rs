@@ -32,9 +32,7 @@ impl KeyKind {
     /// The rule reported for values of such a key found inside text.
     pub fn rule(self) -> Rule {
         match self {
-            KeyKind::Password | KeyKind::Personal | KeyKind::Cookie | KeyKind::SetCookie => {
-                Rule::SecretValue
-            }
+            KeyKind::Password | KeyKind::Personal | KeyKind::Cookie | KeyKind::SetCookie => Rule::SecretValue,
             KeyKind::Token => Rule::ApiToken,
             KeyKind::Cloud => Rule::CloudKey,
             KeyKind::Authorization => Rule::BearerToken,
@@ -74,24 +72,12 @@ pub(crate) fn classify_norm(k: &[u8]) -> Option<KeyKind> {
     while k.len() > 3 && k[k.len() - 1].is_ascii_digit() {
         k = &k[..k.len() - 1];
     }
-    const EXACT: &[&[u8]] = &[
-        b"pw",
-        b"passwordconfirmation",
-        b"passwordconfirm",
-        b"secretkeybase",
-        b"passcode",
-        b"otp",
-    ];
+    const EXACT: &[&[u8]] =
+        &[b"pw", b"passwordconfirmation", b"passwordconfirm", b"secretkeybase", b"passcode", b"otp"];
     if (1..=20).contains(&k.len()) && matches!(k[0], b'p' | b's' | b'o') && EXACT.contains(&k) {
         return Some(Password);
     }
-    const PAGING: &[&[u8]] = &[
-        b"pagetoken",
-        b"continuationtoken",
-        b"cursortoken",
-        b"paginationtoken",
-        b"synctoken",
-    ];
+    const PAGING: &[&[u8]] = &[b"pagetoken", b"continuationtoken", b"cursortoken", b"paginationtoken", b"synctoken"];
     const KEY_CLOUD: &[&[u8]] = &[b"secretaccess", b"account", b"sharedaccess"];
     const KEY_STEMS: &[&[u8]] = &[
         b"api",
@@ -113,12 +99,7 @@ pub(crate) fn classify_norm(k: &[u8]) -> Option<KeyKind> {
         b"webhook",
         b"consumer",
     ];
-    const CARD: &[&[u8]] = &[
-        b"cardnumber",
-        b"ccnumber",
-        b"creditcardnumber",
-        b"socialsecuritynumber",
-    ];
+    const CARD: &[&[u8]] = &[b"cardnumber", b"ccnumber", b"creditcardnumber", b"socialsecuritynumber"];
     let stem = |n: usize| &k[..k.len() - n];
     // Dispatch on the last byte: most keys are rejected by one comparison.
     match *k.last()? {
@@ -161,8 +142,7 @@ fn ends(k: &[u8], suffix: &[u8]) -> bool {
 #[inline]
 fn has_sub(k: &[u8], w: &[u8]) -> bool {
     k.len() >= w.len()
-        && (0..=k.len() - w.len())
-            .any(|i| k[i] == w[0] && k[i..i + w.len()].iter().zip(w).all(|(a, b)| a == b))
+        && (0..=k.len() - w.len()).any(|i| k[i] == w[0] && k[i..i + w.len()].iter().zip(w).all(|(a, b)| a == b))
 }
 
 /// The last meaningful segment of a field path such as
@@ -333,10 +313,7 @@ mod tests {
 
     #[test]
     fn path_segments_and_hints() {
-        assert_eq!(
-            last_segment("metadata.headers.authorization"),
-            b"authorization"
-        );
+        assert_eq!(last_segment("metadata.headers.authorization"), b"authorization");
         assert_eq!(last_segment("$.user[\"x-api-key\"]"), b"x-api-key");
         assert_eq!(last_segment("a.phones[0]"), b"phones");
         assert!(Hints::from_path("user.phone_number").phone);

@@ -86,10 +86,7 @@ pub struct FieldContext<'a> {
 impl<'a> FieldContext<'a> {
     /// A value at `path`.
     pub fn value(path: &'a str) -> Self {
-        FieldContext {
-            path,
-            is_key: false,
-        }
+        FieldContext { path, is_key: false }
     }
 
     /// An object key inside the object at `path`.
@@ -130,26 +127,10 @@ mod tests {
     fn redact_skips_bad_spans() {
         let t = "héllo world";
         let ms = [
-            Match {
-                start: 0,
-                end: 1,
-                rule: Rule::Email,
-            },
-            Match {
-                start: 0,
-                end: 3,
-                rule: Rule::Email,
-            },
-            Match {
-                start: 2,
-                end: 3,
-                rule: Rule::Phone,
-            },
-            Match {
-                start: 7,
-                end: 12,
-                rule: Rule::Ipv4,
-            },
+            Match { start: 0, end: 1, rule: Rule::Email },
+            Match { start: 0, end: 3, rule: Rule::Email },
+            Match { start: 2, end: 3, rule: Rule::Phone },
+            Match { start: 7, end: 12, rule: Rule::Ipv4 },
         ];
         assert_eq!(redact_with_placeholders(t, &ms), "<EMAIL>éllo <IPV4>");
     }

@@ -9,9 +9,7 @@
 //! substring (including zero-width characters inside it).
 
 use crate::Match;
-use crate::bytes::{
-    F_AMP, F_BSLASH, F_EQ, F_NONASCII, F_PCT, F_PLUS, Summary, at, before, is_alnum, starts_ic,
-};
+use crate::bytes::{F_AMP, F_BSLASH, F_EQ, F_NONASCII, F_PCT, F_PLUS, Summary, at, before, is_alnum, starts_ic};
 
 /// A normalised copy of a text with, for every output byte, the original
 /// byte range it came from.
@@ -63,10 +61,7 @@ fn decode(b: &[u8], i: usize) -> (u32, usize) {
     } else if c0 < 0xF0 {
         (((c0 & 0x0f) << 12) | (cont(1) << 6) | cont(2), 3)
     } else {
-        (
-            ((c0 & 0x07) << 18) | (cont(1) << 12) | (cont(2) << 6) | cont(3),
-            4,
-        )
+        (((c0 & 0x07) << 18) | (cont(1) << 12) | (cont(2) << 6) | cont(3), 4)
     }
 }
 
@@ -127,16 +122,9 @@ fn entity_at(b: &[u8], i: usize) -> Option<(u32, usize)> {
         (b"&rpar;", 0x29),
     ];
     if at(b, i + 1) != b'#' {
-        return NAMED
-            .iter()
-            .find(|(n, _)| starts_ic(b, i, n))
-            .map(|(n, c)| (*c, n.len()));
+        return NAMED.iter().find(|(n, _)| starts_ic(b, i, n)).map(|(n, c)| (*c, n.len()));
     }
-    let (radix, mut j) = if matches!(at(b, i + 2), b'x' | b'X') {
-        (16, i + 3)
-    } else {
-        (10, i + 2)
-    };
+    let (radix, mut j) = if matches!(at(b, i + 2), b'x' | b'X') { (16, i + 3) } else { (10, i + 2) };
     let s = j;
     let mut v = 0u32;
     while j - s < 6 {
@@ -195,14 +183,12 @@ pub(crate) fn needed(b: &[u8], sum: &Summary) -> bool {
         return true;
     }
     if sum.any(F_AMP)
-        && (0..b.len())
-            .any(|i| b[i] == b'&' && entity_at(b, i).is_some_and(|(c, _)| escaped(c).is_some()))
+        && (0..b.len()).any(|i| b[i] == b'&' && entity_at(b, i).is_some_and(|(c, _)| escaped(c).is_some()))
     {
         return true;
     }
     if sum.any(F_BSLASH)
-        && (0..b.len())
-            .any(|i| b[i] == b'\\' && uescape_at(b, i).is_some_and(|c| escaped(c).is_some()))
+        && (0..b.len()).any(|i| b[i] == b'\\' && uescape_at(b, i).is_some_and(|c| escaped(c).is_some()))
     {
         return true;
     }
@@ -240,11 +226,7 @@ pub(crate) fn needed(b: &[u8], sum: &Summary) -> bool {
 impl Normalized {
     /// An empty view (reusable scratch space).
     pub const fn new() -> Normalized {
-        Normalized {
-            bytes: Vec::new(),
-            starts: Vec::new(),
-            ends: Vec::new(),
-        }
+        Normalized { bytes: Vec::new(), starts: Vec::new(), ends: Vec::new() }
     }
 
     /// Build the normalised view of `b`.
@@ -267,9 +249,7 @@ impl Normalized {
             let c = b[i];
             if c == b'%' {
                 // Double encoding: `%2540` is `%40`.
-                if let (Some(0x25), Some(h), Some(l)) =
-                    (pct_at(b, i), hex_val(at(b, i + 3)), hex_val(at(b, i + 4)))
-                {
+                if let (Some(0x25), Some(h), Some(l)) = (pct_at(b, i), hex_val(at(b, i + 3)), hex_val(at(b, i + 4))) {
                     let x = h << 4 | l;
                     if (0x20..0x7f).contains(&x) {
                         v.push(x, i, i + 5);
@@ -382,16 +362,7 @@ mod tests {
 
     #[test]
     fn plain_is_not_needed() {
-        for s in [
-            "hello world",
-            "a+b",
-            "café",
-            "100%",
-            "x=1+",
-            "a – b",
-            "你好，世界：",
-            "Prix : 12 €",
-        ] {
+        for s in ["hello world", "a+b", "café", "100%", "x=1+", "a – b", "你好，世界：", "Prix : 12 €"] {
             let b = s.as_bytes();
             assert!(!needed(b, &Summary::of(b)), "{s}");
         }
@@ -404,11 +375,7 @@ mod tests {
         let v = Normalized::build(b, &Summary::of(b));
         let t = core::str::from_utf8(&v.bytes).unwrap();
         let st = t.find("john").unwrap();
-        let mut m = [Match {
-            start: st,
-            end: st + "john@ex.com".len(),
-            rule: Rule::Email,
-        }];
+        let mut m = [Match { start: st, end: st + "john@ex.com".len(), rule: Rule::Email }];
         v.map_back(&mut m);
         assert_eq!(&s[m[0].start..m[0].end], "jo\u{200B}hn%40ex.com");
     }

@@ -64,18 +64,12 @@ mod tests {
     fn rfc4231_vectors() {
         // Test case 2.
         assert_eq!(
-            hex(&hmac_sha256(
-                b"Jefe",
-                &[b"what do ya want ", b"for nothing?"]
-            )),
+            hex(&hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"])),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         // Test case 6 (key longer than the block size).
         assert_eq!(
-            hex(&hmac_sha256(
-                &[0xaa; 131],
-                &[b"Test Using Larger Than Block-Size Key - Hash Key First"]
-            )),
+            hex(&hmac_sha256(&[0xaa; 131], &[b"Test Using Larger Than Block-Size Key - Hash Key First"])),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
     }

@@ -64,11 +64,7 @@ impl Scanner {
         if text.is_empty() || self.rules.is_empty() {
             return;
         }
-        let (kind, hints) = if ctx.is_key {
-            (None, Hints::default())
-        } else {
-            path_info(ctx.path)
-        };
+        let (kind, hints) = if ctx.is_key { (None, Hints::default()) } else { path_info(ctx.path) };
         // Key-based secrets apply to nested fields (`metadata.password`);
         // a top-level name such as the event's `sessionId` is an identifier.
         let nested = ctx.path.contains(['.', '[']);
@@ -80,11 +76,7 @@ impl Scanner {
         }
         let b = text.as_bytes();
         let sum = Summary::of(b);
-        let cx = Cx {
-            rules: self.rules,
-            hints,
-            sum,
-        };
+        let cx = Cx { rules: self.rules, hints, sum };
         rules::scan_all(b, &cx, out);
         if normalize::needed(b, &sum) {
             // Reuse a per-thread scratch view; fall back to a fresh one if it
@@ -114,11 +106,7 @@ std::thread_local! {
 fn scan_view(view: &mut Normalized, b: &[u8], sum: &Summary, cx: &Cx, out: &mut Vec<Match>) {
     view.rebuild(b, sum);
     let k = out.len();
-    let vcx = Cx {
-        sum: Summary::of(&view.bytes),
-        rules: cx.rules,
-        hints: cx.hints,
-    };
+    let vcx = Cx { sum: Summary::of(&view.bytes), rules: cx.rules, hints: cx.hints };
     rules::scan_all(&view.bytes, &vcx, out);
     view.map_back(&mut out[k..]);
 }
@@ -141,16 +129,8 @@ fn whole_value(kind: KeyKind, text: &str, rules: RuleSet) -> Option<Match> {
     }
     if kind == KeyKind::Authorization {
         // Keep the scheme word: `Bearer <TOKEN>`.
-        const SCHEMES: &[&[u8]] = &[
-            b"bearer ",
-            b"basic ",
-            b"token ",
-            b"digest ",
-            b"negotiate ",
-            b"ntlm ",
-            b"apikey ",
-            b"aws4-hmac-sha256 ",
-        ];
+        const SCHEMES: &[&[u8]] =
+            &[b"bearer ", b"basic ", b"token ", b"digest ", b"negotiate ", b"ntlm ", b"apikey ", b"aws4-hmac-sha256 "];
         if let Some(s) = SCHEMES.iter().find(|s| starts_ic(b, start, s)) {
             let mut p = start + s.len();
             while p < end && b[p] == b' ' {
@@ -170,11 +150,7 @@ fn whole_value(kind: KeyKind, text: &str, rules: RuleSet) -> Option<Match> {
         };
         return Some(Match { start, end, rule });
     }
-    Some(Match {
-        start,
-        end,
-        rule: Rule::SecretValue,
-    })
+    Some(Match { start, end, rule: Rule::SecretValue })
 }
 
 /// Sort, de-overlap and sanitise `out[base..]` in place.
@@ -202,18 +178,14 @@ pub(crate) fn merge(text: &str, out: &mut Vec<Match>, base: usize) {
         return;
     }
     out[base..].sort_unstable_by(|a, b| {
-        a.start
-            .cmp(&b.start)
-            .then(b.end.cmp(&a.end))
-            .then(b.rule.priority().cmp(&a.rule.priority()))
+        a.start.cmp(&b.start).then(b.end.cmp(&a.end)).then(b.rule.priority().cmp(&a.rule.priority()))
     });
     let mut w = base + 1;
     for r in base + 1..out.len() {
         let m = out[r];
         let last = out[w - 1];
         if m.start < last.end {
-            let better = m.len() > last.len()
-                || (m.len() == last.len() && m.rule.priority() > last.rule.priority());
+            let better = m.len() > last.len() || (m.len() == last.len() && m.rule.priority() > last.rule.priority());
             if better {
                 out[w - 1] = m;
             }
@@ -244,14 +216,7 @@ mod tests {
             m(12, 15, Rule::Jwt),
         ];
         merge(text, &mut v, 1);
-        assert_eq!(
-            v,
-            vec![
-                m(0, 1, Rule::Email),
-                m(2, 8, Rule::Ipv4),
-                m(12, 15, Rule::Jwt)
-            ]
-        );
+        assert_eq!(v, vec![m(0, 1, Rule::Email), m(2, 8, Rule::Ipv4), m(12, 15, Rule::Jwt)]);
     }
 
     #[test]
@@ -259,30 +224,16 @@ mod tests {
         let s = Scanner::default();
         let v = s.find(FieldContext::value("user.password"), "hunter2");
         assert_eq!(v, vec![m(0, 7, Rule::SecretValue)]);
-        let v = s.find(
-            FieldContext::value("metadata.headers.authorization"),
-            "Bearer abc.def",
-        );
+        let v = s.find(FieldContext::value("metadata.headers.authorization"), "Bearer abc.def");
         assert_eq!(v, vec![m(7, 14, Rule::BearerToken)]);
-        assert!(
-            s.find(FieldContext::value("a.password_reset_required"), "yes")
-                .is_empty()
-        );
+        assert!(s.find(FieldContext::value("a.password_reset_required"), "yes").is_empty());
         assert!(s.find(FieldContext::value("a.password"), "null").is_empty());
         assert!(
-            s.find(FieldContext::value("sessionId"), "ses-acme-1-001")
-                .is_empty(),
+            s.find(FieldContext::value("sessionId"), "ses-acme-1-001").is_empty(),
             "top-level event ids are not secrets"
         );
-        assert_eq!(
-            s.find(FieldContext::value("metadata.session_id"), "ses-acme-1-001")
-                .len(),
-            1
-        );
+        assert_eq!(s.find(FieldContext::value("metadata.session_id"), "ses-acme-1-001").len(), 1);
         // Keys only get content rules.
-        assert!(
-            s.find(FieldContext::key("a.password"), "hunter2")
-                .is_empty()
-        );
+        assert!(s.find(FieldContext::key("a.password"), "hunter2").is_empty());
     }
 }

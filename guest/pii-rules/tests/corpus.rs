@@ -3,14 +3,8 @@
 
 use pii_rules::{FieldContext, Match, Rule, RuleSet, Scanner, pseudonym, redact_with_placeholders};
 
-const PII: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../tests/corpus/pii.jsonl"
-));
-const NEG: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../tests/corpus/negatives.jsonl"
-));
+const PII: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/corpus/pii.jsonl"));
+const NEG: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/corpus/negatives.jsonl"));
 
 struct Pos {
     text: String,
@@ -25,12 +19,7 @@ fn positives() -> Vec<Pos> {
             let v: serde_json::Value = serde_json::from_str(l).expect("valid JSON line");
             Pos {
                 text: v["text"].as_str().unwrap().to_string(),
-                pii: v["pii"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_str().unwrap().to_string())
-                    .collect(),
+                pii: v["pii"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect(),
                 rule: v["rule"].as_str().unwrap().to_string(),
             }
         })
@@ -42,10 +31,7 @@ fn negatives() -> Vec<(String, String)> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).expect("valid JSON line");
-            (
-                v["text"].as_str().unwrap().to_string(),
-                v["kind"].as_str().unwrap().to_string(),
-            )
+            (v["text"].as_str().unwrap().to_string(), v["kind"].as_str().unwrap().to_string())
         })
         .collect()
 }
@@ -63,10 +49,7 @@ fn check_invariants(text: &str, m: &[Match]) {
         assert!(x.start < x.end, "empty match {x:?} in {text:?}");
         assert!(x.start >= last, "unsorted/overlapping {m:?} in {text:?}");
         assert!(x.end <= text.len());
-        assert!(
-            text.is_char_boundary(x.start) && text.is_char_boundary(x.end),
-            "{x:?} in {text:?}"
-        );
+        assert!(text.is_char_boundary(x.start) && text.is_char_boundary(x.end), "{x:?} in {text:?}");
         last = x.end;
     }
 }
@@ -79,11 +62,7 @@ fn corpus_sizes() {
     for x in &p {
         assert!(Rule::from_id(&x.rule).is_some(), "bad rule {}", x.rule);
         for v in &x.pii {
-            assert!(
-                x.text.contains(v.as_str()),
-                "label {v:?} not in {:?}",
-                x.text
-            );
+            assert!(x.text.contains(v.as_str()), "label {v:?} not in {:?}", x.text);
         }
     }
 }
@@ -103,12 +82,7 @@ fn recall_on_labelled_pii() {
         }
     }
     let recall = 1.0 - missed as f64 / total as f64;
-    println!(
-        "recall: {:.2}% ({} of {} labelled values)",
-        recall * 100.0,
-        total - missed,
-        total
-    );
+    println!("recall: {:.2}% ({} of {} labelled values)", recall * 100.0, total - missed, total);
     assert!(recall >= 0.97, "recall {recall}");
 }
 
@@ -126,11 +100,7 @@ fn false_positives_on_negatives() {
         }
     }
     let rate = changed as f64 / negs.len() as f64;
-    println!(
-        "false-positive rate: {:.2}% ({changed} of {})",
-        rate * 100.0,
-        negs.len()
-    );
+    println!("false-positive rate: {:.2}% ({changed} of {})", rate * 100.0, negs.len());
     assert!(rate <= 0.02, "fp rate {rate}");
 }
 
@@ -318,10 +288,7 @@ fn key_aware_secret_values() {
     let find = |path: &str, text: &str| s.find(FieldContext::value(path), text);
     let m = find("metadata.user.password", "hunter2 with spaces");
     assert_eq!(m.len(), 1);
-    assert_eq!(
-        (m[0].start, m[0].end, m[0].rule),
-        (0, 19, Rule::SecretValue)
-    );
+    assert_eq!((m[0].start, m[0].end, m[0].rule), (0, 19, Rule::SecretValue));
     assert_eq!(find("metadata.headers.x-api-key", "abc").len(), 1);
     assert_eq!(find("metadata.github_token", "abc").len(), 1);
     assert_eq!(find("metadata.db_password", "abc").len(), 1);
@@ -333,17 +300,11 @@ fn key_aware_secret_values() {
     // Keys: content rules only.
     let m = s.find(FieldContext::key("metadata"), "john@example.com");
     assert_eq!(m[0].rule, Rule::Email);
-    assert!(
-        s.find(FieldContext::key("metadata.password"), "hunter2")
-            .is_empty()
-    );
+    assert!(s.find(FieldContext::key("metadata.password"), "hunter2").is_empty());
     // Phone/SSN hints from the path enable bare digit runs.
     assert_eq!(find("user.phone", "4155552671")[0].rule, Rule::Phone);
     assert!(find("user.order_id", "4155552671").is_empty());
-    assert_eq!(
-        find("user.mobile_number", "+4915123456789")[0].rule,
-        Rule::Phone
-    );
+    assert_eq!(find("user.mobile_number", "+4915123456789")[0].rule, Rule::Phone);
 }
 
 #[test]
@@ -353,11 +314,7 @@ fn rule_subsets_are_respected() {
     let m = s.find(FieldContext::value("msg"), text);
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].rule, Rule::Ipv4);
-    assert!(
-        Scanner::new(RuleSet::empty())
-            .find(FieldContext::value("msg"), text)
-            .is_empty()
-    );
+    assert!(Scanner::new(RuleSet::empty()).find(FieldContext::value("msg"), text).is_empty());
 }
 
 #[test]
@@ -395,12 +352,6 @@ fn adversarial_inputs_are_handled() {
         let t = std::time::Instant::now();
         s.scan(FieldContext::value("msg"), &text, &mut out);
         check_invariants(&text, &out);
-        println!(
-            "{:>30?}: {} bytes, {} matches, {:?}",
-            p,
-            text.len(),
-            out.len(),
-            t.elapsed()
-        );
+        println!("{:>30?}: {} bytes, {} matches, {:?}", p, text.len(), out.len(), t.elapsed());
     }
 }

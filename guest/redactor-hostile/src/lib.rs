@@ -49,13 +49,7 @@ fn redact_word(batch: &Batch) -> Vec<Finding> {
 
 /// A finding with the given field and span.
 fn finding(field: u32, start: u32, end: u32) -> Finding {
-    Finding {
-        field,
-        start,
-        end,
-        rule_id: "bad".into(),
-        replacement: "<X>".into(),
-    }
+    Finding { field, start, end, rule_id: "bad".into(), replacement: "<X>".into() }
 }
 
 impl Guest for Hostile {
@@ -80,8 +74,7 @@ impl Guest for Hostile {
             Some("mid-char") => {
                 // Ends one byte into the first multi-byte character.
                 for (i, f) in batch.fields.iter().enumerate() {
-                    let text =
-                        &batch.buffer[f.text_start as usize..(f.text_start + f.text_len) as usize];
+                    let text = &batch.buffer[f.text_start as usize..(f.text_start + f.text_len) as usize];
                     if let Some(p) = text.iter().position(|b| *b >= 0x80) {
                         return Ok(vec![finding(i as u32, p as u32, p as u32 + 1)]);
                     }
@@ -89,9 +82,7 @@ impl Guest for Hostile {
                 Ok(vec![finding(0, 0, 1)])
             }
             Some("bad-field") => Ok(vec![finding(batch.fields.len() as u32 + 5, 0, 0)]),
-            Some("error") => Err(PluginError::Internal(
-                "hostile guest refuses on purpose".into(),
-            )),
+            Some("error") => Err(PluginError::Internal("hostile guest refuses on purpose".into())),
             Some("panic-on-marker") => {
                 if batch.buffer.windows(5).any(|w| w == b"PANIC") {
                     panic!("marker seen");

@@ -40,8 +40,7 @@ static SETTINGS: OnceLock<Result<Settings, PluginError>> = OnceLock::new();
 /// Reads and checks the module config.
 fn load_settings() -> Result<Settings, PluginError> {
     let rules = match config_get("rules") {
-        Some(list) => RuleSet::parse(&list)
-            .map_err(|e| PluginError::InvalidConfig(format!("key `rules`: {e}")))?,
+        Some(list) => RuleSet::parse(&list).map_err(|e| PluginError::InvalidConfig(format!("key `rules`: {e}")))?,
         None => RuleSet::all(),
     };
     let replacement = match config_get("mode").as_deref() {
@@ -49,14 +48,12 @@ fn load_settings() -> Result<Settings, PluginError> {
         Some("pseudonym") => {
             let key = config_get("hmac_key").filter(|k| !k.is_empty()).ok_or_else(|| {
                 PluginError::InvalidConfig(
-                    "key `hmac_key`: required when mode = \"pseudonym\" (set it, e.g. from an environment variable)".into(),
+                    "key `hmac_key`: required when mode = \"pseudonym\" (set it, e.g. from an environment variable)"
+                        .into(),
                 )
             })?;
             let key_id = config_get("hmac_key_id").unwrap_or_else(|| "k1".into());
-            Replacement::Pseudonym {
-                key: key.into_bytes(),
-                key_id,
-            }
+            Replacement::Pseudonym { key: key.into_bytes(), key_id }
         }
         Some(other) => {
             return Err(PluginError::InvalidConfig(format!(
@@ -65,10 +62,7 @@ fn load_settings() -> Result<Settings, PluginError> {
         }
     };
     log(LogLevel::Debug, "redactor-pii configured");
-    Ok(Settings {
-        scanner: Scanner::new(rules),
-        replacement,
-    })
+    Ok(Settings { scanner: Scanner::new(rules), replacement })
 }
 
 /// The component.
@@ -76,19 +70,13 @@ struct RedactorPii;
 
 impl Guest for RedactorPii {
     fn redact(batch: Batch) -> Result<Vec<Finding>, PluginError> {
-        let settings = SETTINGS
-            .get_or_init(load_settings)
-            .as_ref()
-            .map_err(Clone::clone)?;
+        let settings = SETTINGS.get_or_init(load_settings).as_ref().map_err(Clone::clone)?;
         let buffer = &batch.buffer;
         let text_at = |start: u32, len: u32| -> Result<&str, PluginError> {
             let bytes = buffer
                 .get(start as usize..start as usize + len as usize)
-                .ok_or_else(|| {
-                    PluginError::InvalidInput("field points outside the buffer".into())
-                })?;
-            std::str::from_utf8(bytes)
-                .map_err(|_| PluginError::InvalidInput("field text is not UTF-8".into()))
+                .ok_or_else(|| PluginError::InvalidInput("field points outside the buffer".into()))?;
+            std::str::from_utf8(bytes).map_err(|_| PluginError::InvalidInput("field text is not UTF-8".into()))
         };
         let mut findings = Vec::new();
         let mut matches: Vec<Match> = Vec::new();
@@ -96,10 +84,7 @@ impl Guest for RedactorPii {
             let text = text_at(field.text_start, field.text_len)?;
             let path = text_at(field.path_start, field.path_len)?;
             matches.clear();
-            let ctx = FieldContext {
-                path,
-                is_key: field.part == FieldPart::Key,
-            };
+            let ctx = FieldContext { path, is_key: field.part == FieldPart::Key };
             settings.scanner.scan(ctx, text, &mut matches);
             for m in &matches {
                 let replacement = match &settings.replacement {

@@ -38,25 +38,14 @@ pub fn run(events: usize, batch_size: usize) -> anyhow::Result<Vec<Figure>> {
     let runtime = Runtime::new(RuntimeOptions::default())?;
     let source = ModuleSource::resolve("redactor-pii", "builtin:redactor-pii", None)?;
     // Generous limits: the benchmark measures speed, not the sandbox's limits.
-    let limits = Limits {
-        deadline_ms: 10_000,
-        memory_mib: 256,
-    };
-    let wasm: Arc<dyn FindingSource> = Arc::new(RedactorModule::new(
-        runtime,
-        source,
-        limits,
-        Default::default(),
-    )?);
+    let limits = Limits { deadline_ms: 10_000, memory_mib: 256 };
+    let wasm: Arc<dyn FindingSource> = Arc::new(RedactorModule::new(runtime, source, limits, Default::default())?);
     let native: Arc<dyn FindingSource> = Arc::new(NativeRedactor::new(pii_rules::RuleSet::all()));
 
     let sources = [native, wasm];
     let mut figures = Vec::new();
     let mut outputs = Vec::new();
-    let labels = [
-        "native (same rules, no sandbox)",
-        "wasm (redactor-pii component)",
-    ];
+    let labels = ["native (same rules, no sandbox)", "wasm (redactor-pii component)"];
     for (label, redactor) in labels.into_iter().zip(&sources) {
         let chain = RedactionChain::new(vec![redactor.clone()]);
         let (elapsed, findings, output) = measure(&chain, &input, batch_size)?;
@@ -85,9 +74,7 @@ pub fn run(events: usize, batch_size: usize) -> anyhow::Result<Vec<Figure>> {
         .collect();
     let mut scan_times = Vec::new();
     for (label, redactor) in [("native", &sources[0]), ("wasm", &sources[1])] {
-        redactor
-            .find(&batches[0])
-            .map_err(|f| anyhow::anyhow!("{f}"))?;
+        redactor.find(&batches[0]).map_err(|f| anyhow::anyhow!("{f}"))?;
         let start = Instant::now();
         for b in &batches {
             redactor.find(b).map_err(|f| anyhow::anyhow!("{f}"))?;
@@ -106,18 +93,8 @@ pub fn run(events: usize, batch_size: usize) -> anyhow::Result<Vec<Figure>> {
         scan_times[1] / scan_times[0]
     );
     let ratio = figures[0].events_per_sec / figures[1].events_per_sec;
-    println!(
-        "  ratio: wasm is {ratio:.2}x slower than native ({:.0}% of native throughput)",
-        100.0 / ratio
-    );
-    println!(
-        "  outputs identical: {}",
-        if outputs[0] == outputs[1] {
-            "yes"
-        } else {
-            "NO"
-        }
-    );
+    println!("  ratio: wasm is {ratio:.2}x slower than native ({:.0}% of native throughput)", 100.0 / ratio);
+    println!("  outputs identical: {}", if outputs[0] == outputs[1] { "yes" } else { "NO" });
     Ok(figures)
 }
 
@@ -143,12 +120,5 @@ fn measure(
         output.extend(passed.events);
     }
     let elapsed = start.elapsed();
-    Ok((
-        elapsed,
-        findings,
-        output
-            .into_iter()
-            .map(|e| e.into_event().to_json_line())
-            .collect(),
-    ))
+    Ok((elapsed, findings, output.into_iter().map(|e| e.into_event().to_json_line()).collect()))
 }

@@ -26,31 +26,16 @@ pub struct ConfigError {
 impl ConfigError {
     /// Creates an error for `key` in `file`.
     pub fn new(file: &Path, key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            file: file.to_path_buf(),
-            key: key.into(),
-            message: message.into(),
-        }
+        ConfigError { file: file.to_path_buf(), key: key.into(), message: message.into() }
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.key.is_empty() {
-            write!(
-                f,
-                "config error in {}: {}",
-                self.file.display(),
-                self.message
-            )
+            write!(f, "config error in {}: {}", self.file.display(), self.message)
         } else {
-            write!(
-                f,
-                "config error in {}, key `{}`: {}",
-                self.file.display(),
-                self.key,
-                self.message
-            )
+            write!(f, "config error in {}, key `{}`: {}", self.file.display(), self.key, self.message)
         }
     }
 }
@@ -68,36 +53,24 @@ pub struct LoadedConfig {
 
 /// Reads, parses and checks a configuration file.
 pub fn load(file: &Path) -> Result<LoadedConfig, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        ConfigError::new(
-            file,
-            "",
-            format!("cannot read the file: {e} (check the --config path)"),
-        )
-    })?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| ConfigError::new(file, "", format!("cannot read the file: {e} (check the --config path)")))?;
     parse(file, &text)
 }
 
 /// Parses configuration text as if read from `file` (used for relative paths
 /// and error messages).
 pub fn parse(file: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
-    let deserializer = toml::Deserializer::parse(text).map_err(|e| {
-        ConfigError::new(file, "", format!("not valid TOML: {}", e.message().trim()))
-    })?;
+    let deserializer = toml::Deserializer::parse(text)
+        .map_err(|e| ConfigError::new(file, "", format!("not valid TOML: {}", e.message().trim())))?;
     let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
         let key = if key == "." { String::new() } else { key };
         let inner = e.into_inner();
         ConfigError::new(file, key, inner.message().trim().to_string())
     })?;
-    let base = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let base = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     config.resolve_paths(base);
     config.validate(file)?;
-    Ok(LoadedConfig {
-        config,
-        file: file.to_path_buf(),
-    })
+    Ok(LoadedConfig { config, file: file.to_path_buf() })
 }

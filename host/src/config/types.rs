@@ -43,6 +43,9 @@ pub struct Config {
     /// Reporting switches.
     #[serde(default)]
     pub reporting: Reporting,
+    /// `wasmtel receive` settings.
+    #[serde(default)]
+    pub receiver: Option<crate::receiver::ReceiverConfig>,
 }
 
 /// `[reporting]`: whether report sinks may transmit at all.
@@ -90,10 +93,7 @@ fn default_memory() -> u64 {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            deadline_ms: DEFAULT_DEADLINE_MS,
-            memory_mib: DEFAULT_MEMORY_MIB,
-        }
+        Limits { deadline_ms: DEFAULT_DEADLINE_MS, memory_mib: DEFAULT_MEMORY_MIB }
     }
 }
 
@@ -289,6 +289,9 @@ impl Config {
             }
         };
         fix(&mut self.state_dir);
+        if let Some(receiver) = &mut self.receiver {
+            receiver.resolve_paths(base);
+        }
         if let Some(events) = &mut self.events {
             fix(&mut events.path);
         }
@@ -307,12 +310,8 @@ impl Config {
                 *m = base.join(m.as_str()).display().to_string();
             }
         };
-        self.redactors
-            .iter_mut()
-            .for_each(|r| fix_module(&mut r.module));
-        self.collectors
-            .iter_mut()
-            .for_each(|c| fix_module(&mut c.module));
+        self.redactors.iter_mut().for_each(|r| fix_module(&mut r.module));
+        self.collectors.iter_mut().for_each(|c| fix_module(&mut c.module));
         for sink in &mut self.sinks {
             match sink {
                 Sink::Jsonl { path, .. } => fix(path),
@@ -336,10 +335,7 @@ impl Config {
                 return Err(ConfigError::new(
                     file,
                     format!("{key}.name"),
-                    format!(
-                        "the name {:?} is used twice; module names must be unique",
-                        r.name
-                    ),
+                    format!("the name {:?} is used twice; module names must be unique", r.name),
                 ));
             }
             if r.batch_size == 0 || r.batch_size > 100_000 {
@@ -358,10 +354,7 @@ impl Config {
                 return Err(ConfigError::new(
                     file,
                     format!("{key}.name"),
-                    format!(
-                        "the name {:?} is used twice; module names must be unique",
-                        c.name
-                    ),
+                    format!("the name {:?} is used twice; module names must be unique", c.name),
                 ));
             }
             for (j, source) in c.sources.iter().enumerate() {
@@ -372,11 +365,7 @@ impl Config {
                         format!("{key}.sources[{j}]"),
                         format!(
                             "no data source named {source:?}; expected one of the [data_sources] tables ({})",
-                            if known.is_empty() {
-                                "none are defined".into()
-                            } else {
-                                known.join(", ")
-                            }
+                            if known.is_empty() { "none are defined".into() } else { known.join(", ") }
                         ),
                     ));
                 }
@@ -394,10 +383,7 @@ impl Config {
                         return Err(ConfigError::new(
                             file,
                             format!("{key}.endpoint"),
-                            format!(
-                                "expected an http:// or https:// URL, found {:?}",
-                                z.endpoint
-                            ),
+                            format!("expected an http:// or https:// URL, found {:?}", z.endpoint),
                         ));
                     }
                     if z.bulk_size == 0 || z.bulk_size > 10_000 {
@@ -433,11 +419,7 @@ impl Config {
     }
 }
 
-fn check_retry(
-    file: &Path,
-    key: &str,
-    retry: &crate::retry::RetryPolicy,
-) -> Result<(), ConfigError> {
+fn check_retry(file: &Path, key: &str, retry: &crate::retry::RetryPolicy) -> Result<(), ConfigError> {
     if retry.max_attempts == 0 {
         return Err(ConfigError::new(
             file,
@@ -457,31 +439,21 @@ fn check_retry(
 
 fn check_limits(file: &Path, key: &str, limits: &Limits) -> Result<(), ConfigError> {
     if limits.deadline_ms == 0 || limits.deadline_ms > 600_000 {
-        return Err(ConfigError::new(
-            file,
-            format!("{key}.deadline_ms"),
-            "expected milliseconds from 1 to 600000",
-        ));
+        return Err(ConfigError::new(file, format!("{key}.deadline_ms"), "expected milliseconds from 1 to 600000"));
     }
     if limits.memory_mib == 0 || limits.memory_mib > 4096 {
-        return Err(ConfigError::new(
-            file,
-            format!("{key}.memory_mib"),
-            "expected MiB from 1 to 4096",
-        ));
+        return Err(ConfigError::new(file, format!("{key}.memory_mib"), "expected MiB from 1 to 4096"));
     }
     Ok(())
 }
 
 fn check_pin(file: &Path, key: &str, pin: Option<&str>) -> Result<(), ConfigError> {
     match pin {
-        Some(p) if p.len() != 64 || !p.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            Err(ConfigError::new(
-                file,
-                format!("{key}.sha256"),
-                "expected 64 hex characters (the output of `sha256sum module.wasm`)",
-            ))
-        }
+        Some(p) if p.len() != 64 || !p.bytes().all(|b| b.is_ascii_hexdigit()) => Err(ConfigError::new(
+            file,
+            format!("{key}.sha256"),
+            "expected 64 hex characters (the output of `sha256sum module.wasm`)",
+        )),
         _ => Ok(()),
     }
 }

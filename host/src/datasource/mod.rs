@@ -50,17 +50,13 @@ pub struct DataSources {
 
 impl DataSources {
     /// Opens every configured source. `file` is the config file, for errors.
-    pub fn open(
-        file: &Path,
-        config: &BTreeMap<String, DataSource>,
-    ) -> Result<DataSources, ConfigError> {
+    pub fn open(file: &Path, config: &BTreeMap<String, DataSource>) -> Result<DataSources, ConfigError> {
         let mut sqlite = BTreeMap::new();
         for (name, source) in config {
             match source {
                 DataSource::Sqlite { path, seed_sql } => {
-                    let opened = SqliteSource::open(path, seed_sql.as_deref()).map_err(|e| {
-                        ConfigError::new(file, format!("data_sources.{name}.path"), e)
-                    })?;
+                    let opened = SqliteSource::open(path, seed_sql.as_deref())
+                        .map_err(|e| ConfigError::new(file, format!("data_sources.{name}.path"), e))?;
                     sqlite.insert(name.clone(), opened);
                 }
             }
@@ -69,17 +65,8 @@ impl DataSources {
     }
 
     /// Runs a read-only query on `source`.
-    pub fn query(
-        &self,
-        source: &str,
-        sql: &str,
-        params: &[SqlCell],
-        timeout: Duration,
-    ) -> Result<Rows, String> {
-        let db = self
-            .sqlite
-            .get(source)
-            .ok_or_else(|| format!("no data source named {source:?}"))?;
+    pub fn query(&self, source: &str, sql: &str, params: &[SqlCell], timeout: Duration) -> Result<Rows, String> {
+        let db = self.sqlite.get(source).ok_or_else(|| format!("no data source named {source:?}"))?;
         db.query(sql, params, timeout)
     }
 }

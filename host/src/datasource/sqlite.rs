@@ -28,19 +28,13 @@ impl SqliteSource {
             };
             create_from_seed(path, seed)?;
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| format!("cannot open SQLite file {} read-only: {e}", path.display()))?;
-        conn.pragma_update(None, "query_only", true)
-            .map_err(|e| e.to_string())?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(|e| format!("cannot open SQLite file {} read-only: {e}", path.display()))?;
+        conn.pragma_update(None, "query_only", true).map_err(|e| e.to_string())?;
         // ATTACH is "read-only" to SQLite but would let a guest open any file.
-        conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
-            .map_err(|e| e.to_string())?;
-        Ok(SqliteSource {
-            conn: Mutex::new(conn),
-        })
+        conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(|e| e.to_string())?;
+        Ok(SqliteSource { conn: Mutex::new(conn) })
     }
 
     /// Runs one read-only statement, stopping it after `timeout`.
@@ -64,26 +58,17 @@ fn run(conn: &Connection, sql: &str, params: &[SqlCell]) -> Result<Rows, String>
     if !starts_with_query_keyword(sql) {
         return Err("only SELECT, WITH and VALUES statements are allowed".into());
     }
-    let mut stmt = conn
-        .prepare(sql)
-        .map_err(|e| format!("cannot prepare statement: {e}"))?;
+    let mut stmt = conn.prepare(sql).map_err(|e| format!("cannot prepare statement: {e}"))?;
     if !stmt.readonly() {
         return Err("only read-only statements are allowed".into());
     }
     let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
     let values: Vec<Value> = params.iter().map(to_sqlite).collect();
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(values))
-        .map_err(|e| format!("query failed: {e}"))?;
-    let mut out = Rows {
-        columns,
-        rows: Vec::new(),
-    };
+    let mut rows = stmt.query(rusqlite::params_from_iter(values)).map_err(|e| format!("query failed: {e}"))?;
+    let mut out = Rows { columns, rows: Vec::new() };
     while let Some(row) = rows.next().map_err(|e| format!("query failed: {e}"))? {
         if out.rows.len() == MAX_ROWS {
-            return Err(format!(
-                "query returned more than {MAX_ROWS} rows; aggregate in SQL instead"
-            ));
+            return Err(format!("query returned more than {MAX_ROWS} rows; aggregate in SQL instead"));
         }
         let mut cells = Vec::with_capacity(out.columns.len());
         for i in 0..out.columns.len() {
@@ -113,13 +98,8 @@ fn starts_with_query_keyword(sql: &str) -> bool {
             break;
         }
     }
-    let word: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect();
-    ["select", "with", "values"]
-        .iter()
-        .any(|k| word.eq_ignore_ascii_case(k))
+    let word: String = rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+    ["select", "with", "values"].iter().any(|k| word.eq_ignore_ascii_case(k))
 }
 
 fn to_sqlite(cell: &SqlCell) -> Value {
@@ -135,18 +115,15 @@ fn to_sqlite(cell: &SqlCell) -> Value {
 /// Creates a database from a seed script, atomically (a half-seeded file is
 /// never left behind).
 fn create_from_seed(path: &Path, seed: &Path) -> Result<(), String> {
-    let script = std::fs::read_to_string(seed)
-        .map_err(|e| format!("cannot read seed script {}: {e}", seed.display()))?;
+    let script =
+        std::fs::read_to_string(seed).map_err(|e| format!("cannot read seed script {}: {e}", seed.display()))?;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let tmp = path.with_extension("seeding");
     let _ = std::fs::remove_file(&tmp);
-    let conn =
-        Connection::open(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-    conn.execute_batch(&script)
-        .map_err(|e| format!("seed script {} failed: {e}", seed.display()))?;
+    let conn = Connection::open(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    conn.execute_batch(&script).map_err(|e| format!("seed script {} failed: {e}", seed.display()))?;
     drop(conn);
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot move seeded database into place: {e}"))
 }
@@ -158,11 +135,7 @@ mod tests {
     fn seeded() -> (tempfile::TempDir, SqliteSource) {
         let dir = tempfile::tempdir().unwrap();
         let seed = dir.path().join("seed.sql");
-        std::fs::write(
-            &seed,
-            "CREATE TABLE t(a INTEGER, b TEXT); INSERT INTO t VALUES (1,'x'),(2,NULL);",
-        )
-        .unwrap();
+        std::fs::write(&seed, "CREATE TABLE t(a INTEGER, b TEXT); INSERT INTO t VALUES (1,'x'),(2,NULL);").unwrap();
         let db = SqliteSource::open(&dir.path().join("db.sqlite"), Some(&seed)).unwrap();
         (dir, db)
     }
@@ -171,19 +144,12 @@ mod tests {
     fn reads_rows_with_params() {
         let (_dir, db) = seeded();
         let rows = db
-            .query(
-                "SELECT a, b FROM t WHERE a >= ?1 ORDER BY a",
-                &[SqlCell::Integer(1)],
-                Duration::from_secs(1),
-            )
+            .query("SELECT a, b FROM t WHERE a >= ?1 ORDER BY a", &[SqlCell::Integer(1)], Duration::from_secs(1))
             .unwrap();
         assert_eq!(rows.columns, ["a", "b"]);
         assert_eq!(
             rows.rows,
-            vec![
-                vec![SqlCell::Integer(1), SqlCell::Text("x".into())],
-                vec![SqlCell::Integer(2), SqlCell::Null]
-            ]
+            vec![vec![SqlCell::Integer(1), SqlCell::Text("x".into())], vec![SqlCell::Integer(2), SqlCell::Null]]
         );
     }
 
@@ -198,31 +164,23 @@ mod tests {
             "ATTACH '/etc/x.db' AS x",
             "/* c */ DELETE FROM t",
         ] {
-            assert!(
-                db.query(sql, &[], Duration::from_secs(1)).is_err(),
-                "{sql} was allowed"
-            );
+            assert!(db.query(sql, &[], Duration::from_secs(1)).is_err(), "{sql} was allowed");
         }
-        let rows = db
-            .query("SELECT count(*) FROM t", &[], Duration::from_secs(1))
-            .unwrap();
+        let rows = db.query("SELECT count(*) FROM t", &[], Duration::from_secs(1)).unwrap();
         assert_eq!(rows.rows[0][0], SqlCell::Integer(2));
     }
 
     #[test]
     fn stops_runaway_queries() {
         let (_dir, db) = seeded();
-        let sql =
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c";
+        let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c";
         let err = db.query(sql, &[], Duration::from_millis(50)).unwrap_err();
         assert!(err.contains("budget"), "{err}");
     }
 
     #[test]
     fn missing_file_without_seed_says_what_to_do() {
-        let err = SqliteSource::open(Path::new("/nonexistent/x.db"), None)
-            .err()
-            .unwrap();
+        let err = SqliteSource::open(Path::new("/nonexistent/x.db"), None).err().unwrap();
         assert!(err.contains("seed_sql"), "{err}");
     }
 }

@@ -34,13 +34,7 @@ pub struct PendingReport {
 impl PendingReport {
     /// A report nothing has been sent of yet.
     pub fn new(report: Report) -> PendingReport {
-        PendingReport {
-            report,
-            report_id: None,
-            batches_sent: 0,
-            attempts: 0,
-            last_error: None,
-        }
+        PendingReport { report, report_id: None, batches_sent: 0, attempts: 0, last_error: None }
     }
 }
 
@@ -56,21 +50,10 @@ static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 impl Outbox {
     /// Opens (creating) the outbox of sink `name` under `state_dir`.
     pub fn open(state_dir: &Path, name: &str) -> std::io::Result<Outbox> {
-        let safe: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let safe: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
         let base = state_dir.join("outbox").join(safe);
-        let outbox = Outbox {
-            pending: base.join("pending"),
-            rejected: base.join("rejected"),
-        };
+        let outbox = Outbox { pending: base.join("pending"), rejected: base.join("rejected") };
         std::fs::create_dir_all(&outbox.pending)?;
         std::fs::create_dir_all(&outbox.rejected)?;
         Ok(outbox)
@@ -102,12 +85,8 @@ impl Outbox {
     /// Reads one pending report.
     pub fn load(&self, path: &Path) -> std::io::Result<PendingReport> {
         let text = std::fs::read_to_string(path)?;
-        serde_json::from_str(&text).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}: {e}", path.display()),
-            )
-        })
+        serde_json::from_str(&text)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
     }
 
     /// Saves progress, atomically.
@@ -132,9 +111,8 @@ impl Outbox {
 
     /// Reports refused as invalid.
     pub fn rejected(&self) -> std::io::Result<Vec<PathBuf>> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.rejected)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(&self.rejected)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
         files.sort();
         Ok(files)
     }

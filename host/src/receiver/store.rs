@@ -121,8 +121,11 @@ impl ReceiverStore {
                 .map_err(db_error)?;
             }
         }
-        tx.execute("INSERT INTO reports (report_id, system_id, created_at) VALUES (?1, ?2, ?3)", params![report_id, system_id, now])
-            .map_err(db_error)?;
+        tx.execute(
+            "INSERT INTO reports (report_id, system_id, created_at) VALUES (?1, ?2, ?3)",
+            params![report_id, system_id, now],
+        )
+        .map_err(db_error)?;
         tx.commit().map_err(db_error)?;
         Ok(report_id)
     }
@@ -130,7 +133,9 @@ impl ReceiverStore {
     /// The system a report ID belongs to and when it was issued (unix seconds).
     pub fn report_owner(&self, report_id: &str) -> Result<Option<(String, i64)>, String> {
         self.lock()
-            .query_row("SELECT system_id, created_at FROM reports WHERE report_id = ?1", params![report_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT system_id, created_at FROM reports WHERE report_id = ?1", params![report_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()
             .map_err(db_error)
     }
@@ -169,8 +174,13 @@ impl ReceiverStore {
                 .map_err(db_error)?;
             }
         }
-        tx.execute("UPDATE reports SET batches = batches + 1 WHERE report_id = ?1", params![report_id]).map_err(db_error)?;
-        tx.execute("UPDATE systems SET last_seen = ?2 WHERE system_id = ?1", params![system_id, Utc::now().timestamp()]).map_err(db_error)?;
+        tx.execute("UPDATE reports SET batches = batches + 1 WHERE report_id = ?1", params![report_id])
+            .map_err(db_error)?;
+        tx.execute(
+            "UPDATE systems SET last_seen = ?2 WHERE system_id = ?1",
+            params![system_id, Utc::now().timestamp()],
+        )
+        .map_err(db_error)?;
         tx.commit().map_err(db_error)
     }
 

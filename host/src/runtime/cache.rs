@@ -10,10 +10,7 @@ use wasmtime::component::Component;
 use super::{ModuleSource, Runtime};
 
 /// Returns the compiled component, from the cache when possible.
-pub(super) fn load_or_compile(
-    runtime: &Runtime,
-    source: &ModuleSource,
-) -> anyhow::Result<Component> {
+pub(super) fn load_or_compile(runtime: &Runtime, source: &ModuleSource) -> anyhow::Result<Component> {
     let engine = runtime.engine();
     let Some(dir) = &runtime.cache_dir else {
         return Ok(Component::new(engine, source.bytes())?);

@@ -50,24 +50,22 @@ impl CollectorModule {
         let mut linker = Linker::<HostState>::new(runtime.engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         Collector::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .and_then(CollectorPre::new)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("module {:?} ({}) does not implement the `collector` world of wasmtel:telemetry@0.1.0", source.name, source.origin))?;
+        let pre =
+            linker.instantiate_pre(&component).and_then(CollectorPre::new).map_err(anyhow::Error::from).with_context(
+                || {
+                    format!(
+                        "module {:?} ({}) does not implement the `collector` world of wasmtel:telemetry@0.1.0",
+                        source.name, source.origin
+                    )
+                },
+            )?;
         let grants = Grants {
             module: source.name.clone(),
             config: Arc::new(config),
             sql: Some((data, Arc::from(sources))),
             query_timeout: Duration::from_millis(limits.deadline_ms),
         };
-        Ok(CollectorModule {
-            source,
-            runtime,
-            pre,
-            limits,
-            grants,
-        })
+        Ok(CollectorModule { source, runtime, pre, limits, grants })
     }
 
     /// The module's name, origin and digest.
@@ -78,16 +76,10 @@ impl CollectorModule {
     /// Runs one collection.
     pub fn collect(&self) -> Result<Collected, GuestFailure> {
         let memory_cap = (self.limits.memory_mib as usize) << 20;
-        let mut store = Store::new(
-            self.runtime.engine(),
-            HostState::new(self.grants.clone(), memory_cap),
-        );
+        let mut store = Store::new(self.runtime.engine(), HostState::new(self.grants.clone(), memory_cap));
         store.limiter(|s| &mut s.limiter);
         Runtime::arm_deadline(&mut store, &self.limits);
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(&store, &self.limits, e))?;
+        let bindings = self.pre.instantiate(&mut store).map_err(|e| classify(&store, &self.limits, e))?;
         Runtime::arm_deadline(&mut store, &self.limits);
         match bindings.call_collect(&mut store) {
             Ok(Ok(collection)) => Ok(convert(collection)),
@@ -122,11 +114,7 @@ fn convert(c: Collection) -> Collected {
             instances: b
                 .instances
                 .into_iter()
-                .map(|i| InstanceInformation {
-                    id: i.id,
-                    domains: i.domains,
-                    created_at: time(i.created_at),
-                })
+                .map(|i| InstanceInformation { id: i.id, domains: i.domains, created_at: time(i.created_at) })
                 .collect(),
         }),
     }

@@ -30,14 +30,12 @@ pub enum GuestFailure {
 impl fmt::Display for GuestFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GuestFailure::Timeout { deadline_ms } => write!(
-                f,
-                "timeout: the call exceeded its {deadline_ms} ms deadline and was interrupted"
-            ),
-            GuestFailure::MemoryCap { cap_mib } => write!(
-                f,
-                "memory cap: the guest tried to use more than {cap_mib} MiB"
-            ),
+            GuestFailure::Timeout { deadline_ms } => {
+                write!(f, "timeout: the call exceeded its {deadline_ms} ms deadline and was interrupted")
+            }
+            GuestFailure::MemoryCap { cap_mib } => {
+                write!(f, "memory cap: the guest tried to use more than {cap_mib} MiB")
+            }
             GuestFailure::Trap(msg) => write!(f, "trap: {msg}"),
             GuestFailure::PluginError(msg) => write!(f, "plugin error: {msg}"),
             GuestFailure::InvalidFinding(msg) => write!(f, "invalid finding: {msg}"),

@@ -44,11 +44,7 @@ pub struct RuntimeOptions {
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions {
-            cache_dir: None,
-            max_memory_mib: crate::config::DEFAULT_MEMORY_MIB,
-            max_instances: 64,
-        }
+        RuntimeOptions { cache_dir: None, max_memory_mib: crate::config::DEFAULT_MEMORY_MIB, max_instances: 64 }
     }
 }
 
@@ -75,9 +71,8 @@ impl Runtime {
             .wasm_component_model(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config)
-            .map_err(anyhow::Error::from)
-            .context("cannot create the WebAssembly engine")?;
+        let engine =
+            Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the WebAssembly engine")?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
@@ -90,11 +85,7 @@ impl Runtime {
                 }
             })
             .context("cannot start the epoch ticker thread")?;
-        Ok(Arc::new(Runtime {
-            engine,
-            cache_dir: options.cache_dir,
-            stop_ticker,
-        }))
+        Ok(Arc::new(Runtime { engine, cache_dir: options.cache_dir, stop_ticker }))
     }
 
     /// The engine.
@@ -104,10 +95,7 @@ impl Runtime {
 
     /// Arms the store's deadline for one call under `limits`.
     pub(crate) fn arm_deadline<T>(store: &mut Store<T>, limits: &Limits) {
-        let ticks = limits
-            .deadline_ms
-            .div_ceil(EPOCH_TICK.as_millis() as u64)
-            .max(1);
+        let ticks = limits.deadline_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
         store.set_epoch_deadline(ticks);
     }
 }

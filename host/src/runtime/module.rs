@@ -35,17 +35,12 @@ impl ModuleSource {
         let bytes: Arc<[u8]> = if spec.starts_with("builtin:") {
             let Some((_, bytes)) = BUILTINS.iter().find(|(id, _)| *id == spec) else {
                 let known: Vec<_> = BUILTINS.iter().map(|(id, _)| *id).collect();
-                bail!(
-                    "module {name:?}: unknown builtin {spec:?}; expected one of {}",
-                    known.join(", ")
-                );
+                bail!("module {name:?}: unknown builtin {spec:?}; expected one of {}", known.join(", "));
             };
             Arc::from(*bytes)
         } else {
             let data = std::fs::read(Path::new(spec)).with_context(|| {
-                format!(
-                    "module {name:?}: cannot read {spec} (expected a WebAssembly component file)"
-                )
+                format!("module {name:?}: cannot read {spec} (expected a WebAssembly component file)")
             })?;
             Arc::from(data)
         };
@@ -65,12 +60,7 @@ impl ModuleSource {
     /// Wraps bytes already in memory.
     pub fn from_bytes(name: &str, origin: &str, bytes: Arc<[u8]>) -> ModuleSource {
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        ModuleSource {
-            name: Arc::from(name),
-            origin: origin.to_string(),
-            sha256: Arc::from(sha256),
-            bytes,
-        }
+        ModuleSource { name: Arc::from(name), origin: origin.to_string(), sha256: Arc::from(sha256), bytes }
     }
 
     /// The raw bytes.

@@ -17,9 +17,7 @@ use super::state::{Grants, HostState};
 use super::{GuestFailure, ModuleSource, Runtime};
 use crate::config::Limits;
 
-pub use super::bindings::redactor::wasmtel::telemetry::redaction::{
-    Batch, Field, FieldPart, Finding,
-};
+pub use super::bindings::redactor::wasmtel::telemetry::redaction::{Batch, Field, FieldPart, Finding};
 
 /// Most idle instances kept per module.
 const MAX_IDLE: usize = 8;
@@ -53,31 +51,25 @@ impl RedactorModule {
         let mut linker = Linker::<HostState>::new(runtime.engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         Redactor::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .and_then(RedactorPre::new)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("module {:?} ({}) does not implement the `redactor` world of wasmtel:telemetry@0.1.0", source.name, source.origin))?;
+        let pre =
+            linker.instantiate_pre(&component).and_then(RedactorPre::new).map_err(anyhow::Error::from).with_context(
+                || {
+                    format!(
+                        "module {:?} ({}) does not implement the `redactor` world of wasmtel:telemetry@0.1.0",
+                        source.name, source.origin
+                    )
+                },
+            )?;
         let grants = Grants {
             module: source.name.clone(),
             config: Arc::new(config),
             sql: None,
             query_timeout: Duration::from_millis(limits.deadline_ms),
         };
-        let module = RedactorModule {
-            source,
-            runtime,
-            pre,
-            limits,
-            grants,
-            idle: Mutex::new(Vec::new()),
-        };
-        let live = module.instantiate().map_err(|e| {
-            anyhow::anyhow!(
-                "module {:?} cannot be instantiated: {e}",
-                module.source.name
-            )
-        })?;
+        let module = RedactorModule { source, runtime, pre, limits, grants, idle: Mutex::new(Vec::new()) };
+        let live = module
+            .instantiate()
+            .map_err(|e| anyhow::anyhow!("module {:?} cannot be instantiated: {e}", module.source.name))?;
         module.idle.lock().unwrap().push(live);
         Ok(module)
     }
@@ -94,10 +86,7 @@ impl RedactorModule {
 
     fn instantiate(&self) -> Result<Live, GuestFailure> {
         let memory_cap = (self.limits.memory_mib as usize) << 20;
-        let mut store = Store::new(
-            self.runtime.engine(),
-            HostState::new(self.grants.clone(), memory_cap),
-        );
+        let mut store = Store::new(self.runtime.engine(), HostState::new(self.grants.clone(), memory_cap));
         store.limiter(|s| &mut s.limiter);
         Runtime::arm_deadline(&mut store, &self.limits);
         match self.pre.instantiate(&mut store) {
@@ -130,20 +119,12 @@ impl RedactorModule {
 }
 
 /// Turns a wasmtime error into the failure an operator can act on.
-pub(super) fn classify(
-    store: &Store<HostState>,
-    limits: &Limits,
-    error: wasmtime::Error,
-) -> GuestFailure {
+pub(super) fn classify(store: &Store<HostState>, limits: &Limits, error: wasmtime::Error) -> GuestFailure {
     if store.data().limiter.denied {
-        return GuestFailure::MemoryCap {
-            cap_mib: limits.memory_mib,
-        };
+        return GuestFailure::MemoryCap { cap_mib: limits.memory_mib };
     }
     match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => GuestFailure::Timeout {
-            deadline_ms: limits.deadline_ms,
-        },
+        Some(wasmtime::Trap::Interrupt) => GuestFailure::Timeout { deadline_ms: limits.deadline_ms },
         Some(trap) => GuestFailure::Trap(trap.to_string()),
         None => GuestFailure::Trap(format!("{error:#}")),
     }

@@ -44,10 +44,7 @@ impl HostState {
         HostState {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limiter: MemoryLimiter {
-                cap: memory_cap,
-                denied: false,
-            },
+            limiter: MemoryLimiter { cap: memory_cap, denied: false },
             grants,
         }
     }
@@ -55,10 +52,7 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -71,28 +65,15 @@ pub struct MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.cap {
             self.denied = true;
-            return Err(wasmtime::Error::msg(format!(
-                "memory cap of {} bytes reached",
-                self.cap
-            )));
+            return Err(wasmtime::Error::msg(format!("memory cap of {} bytes reached", self.cap)));
         }
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -126,16 +107,10 @@ impl super::bindings::redactor::wasmtel::telemetry::types::Host for HostState {}
 impl super::bindings::redactor::wasmtel::telemetry::redaction::Host for HostState {}
 
 impl sql::Host for HostState {
-    fn query(
-        &mut self,
-        source: String,
-        statement: String,
-        params: Vec<SqlValue>,
-    ) -> Result<QueryResult, PluginError> {
+    fn query(&mut self, source: String, statement: String, params: Vec<SqlValue>) -> Result<QueryResult, PluginError> {
         let Some((sources, granted)) = &self.grants.sql else {
             return Err(PluginError::QueryFailed(
-                "this module has no data sources granted (add `sources = [...]` to its config)"
-                    .into(),
+                "this module has no data sources granted (add `sources = [...]` to its config)".into(),
             ));
         };
         if !granted.contains(&source) {
@@ -145,16 +120,11 @@ impl sql::Host for HostState {
             )));
         }
         let params: Vec<SqlCell> = params.into_iter().map(from_wit).collect();
-        let result = sources
-            .query(&source, &statement, &params, self.grants.query_timeout)
-            .map_err(PluginError::QueryFailed)?;
+        let result =
+            sources.query(&source, &statement, &params, self.grants.query_timeout).map_err(PluginError::QueryFailed)?;
         Ok(QueryResult {
             columns: result.columns,
-            rows: result
-                .rows
-                .into_iter()
-                .map(|row| row.into_iter().map(to_wit).collect())
-                .collect(),
+            rows: result.rows.into_iter().map(|row| row.into_iter().map(to_wit).collect()).collect(),
         })
     }
 }

@@ -20,11 +20,7 @@ pub struct JsonlSink {
 impl JsonlSink {
     /// Writes to standard output.
     pub fn stdout(streams: Vec<Stream>) -> JsonlSink {
-        JsonlSink {
-            name: "stdout".into(),
-            streams,
-            out: BufWriter::new(Box::new(std::io::stdout())),
-        }
+        JsonlSink { name: "stdout".into(), streams, out: BufWriter::new(Box::new(std::io::stdout())) }
     }
 
     /// Appends to `path`, creating it and its folder if needed.
@@ -36,12 +32,7 @@ impl JsonlSink {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("cannot open sink file {}: {e}", path.display()),
-                )
-            })?;
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open sink file {}: {e}", path.display())))?;
         Ok(JsonlSink {
             name: path.display().to_string(),
             streams,

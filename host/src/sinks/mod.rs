@@ -30,37 +30,27 @@ pub trait Sink: Send {
 /// Builds the configured sinks. When reporting is switched off
 /// (`opt_out` says why) the report sinks are not built at all, so nothing
 /// is transmitted, and the run says so once.
-pub fn build(
-    configs: &[config::Sink],
-    state_dir: &Path,
-    opt_out: Option<&str>,
-) -> anyhow::Result<Vec<Box<dyn Sink>>> {
+pub fn build(configs: &[config::Sink], state_dir: &Path, opt_out: Option<&str>) -> anyhow::Result<Vec<Box<dyn Sink>>> {
+    let switch = crate::installation::ReportingSwitch::default();
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let mut skipped = 0;
     for c in configs {
         match c {
-            config::Sink::Stdout { streams } => {
-                sinks.push(Box::new(jsonl::JsonlSink::stdout(streams.clone())))
-            }
+            config::Sink::Stdout { streams } => sinks.push(Box::new(jsonl::JsonlSink::stdout(streams.clone()))),
             config::Sink::Jsonl { path, streams } => {
                 sinks.push(Box::new(jsonl::JsonlSink::file(path, streams.clone())?))
             }
-            config::Sink::Zitadel(_) | config::Sink::HttpReport(_) if opt_out.is_some() => {
-                skipped += 1
-            }
+            config::Sink::Zitadel(_) | config::Sink::HttpReport(_) if opt_out.is_some() => skipped += 1,
             config::Sink::Zitadel(z) => {
-                sinks.push(Box::new(zitadel::ZitadelSink::new(z.clone(), state_dir)?))
+                sinks.push(Box::new(zitadel::ZitadelSink::new(z.clone(), state_dir, switch.clone())?))
             }
-            config::Sink::HttpReport(h) => sinks.push(Box::new(http_report::HttpReportSink::new(
-                h.clone(),
-                state_dir,
-            )?)),
+            config::Sink::HttpReport(h) => {
+                sinks.push(Box::new(http_report::HttpReportSink::new(h.clone(), state_dir, switch.clone())?))
+            }
         }
     }
     if let (Some(reason), true) = (opt_out, skipped > 0) {
-        tracing::warn!(
-            "reporting is switched off ({reason}): {skipped} report sink(s) will transmit nothing"
-        );
+        tracing::warn!("reporting is switched off ({reason}): {skipped} report sink(s) will transmit nothing");
     }
     Ok(sinks)
 }

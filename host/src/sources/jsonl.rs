@@ -31,13 +31,7 @@ pub struct JsonlSource<R> {
 impl<R: BufRead> JsonlSource<R> {
     /// Reads from `reader`; `name` prefixes the event ids.
     pub fn new(reader: R, name: &str, unknown: UnknownFields) -> Self {
-        JsonlSource {
-            reader,
-            name: name.to_string(),
-            line_no: 0,
-            unknown,
-            buf: String::new(),
-        }
+        JsonlSource { reader, name: name.to_string(), line_no: 0, unknown, buf: String::new() }
     }
 }
 
@@ -56,10 +50,7 @@ impl<R: BufRead> Iterator for JsonlSource<R> {
                     let mut junk = Vec::new();
                     let _ = self.reader.read_until(b'\n', &mut junk);
                     let id = format!("{}:{}", self.name, self.line_no);
-                    return Some(Ok(Line {
-                        id,
-                        event: Err(("line is not valid UTF-8".into(), String::new())),
-                    }));
+                    return Some(Ok(Line { id, event: Err(("line is not valid UTF-8".into(), String::new())) }));
                 }
                 Err(e) => return Some(Err(e)),
             }
@@ -69,8 +60,8 @@ impl<R: BufRead> Iterator for JsonlSource<R> {
                 continue;
             }
             let id = format!("{}:{}", self.name, self.line_no);
-            let event = Event::from_json_line(line, self.unknown, Utc::now())
-                .map_err(|reason| (reason, line.to_string()));
+            let event =
+                Event::from_json_line(line, self.unknown, Utc::now()).map_err(|reason| (reason, line.to_string()));
             return Some(Ok(Line { id, event }));
         }
     }
@@ -83,9 +74,8 @@ mod tests {
     #[test]
     fn numbers_lines_and_reports_bad_ones() {
         let input = "{\"orgId\":\"a\"}\n\nnot json\n{\"orgId\":\"b\"}\n";
-        let lines: Vec<Line> = JsonlSource::new(input.as_bytes(), "in", UnknownFields::Preserve)
-            .map(Result::unwrap)
-            .collect();
+        let lines: Vec<Line> =
+            JsonlSource::new(input.as_bytes(), "in", UnknownFields::Preserve).map(Result::unwrap).collect();
         let ids: Vec<_> = lines.iter().map(|l| l.id.as_str()).collect();
         assert_eq!(ids, ["in:1", "in:3", "in:4"]);
         assert!(lines[0].event.is_ok());

@@ -74,9 +74,7 @@ fn credential(b: &[u8], scheme: &[u8], c: usize) -> Option<usize> {
                 e += 1;
             }
             // An auth-param (`realm="x"`) or a template (`${TOKEN}`), not a credential.
-            if matches!(at(b, e), b'"' | b'{' | b'<') && e > c + n
-                || at(b, c + n) == b'=' && at(b, e) == b'"'
-            {
+            if matches!(at(b, e), b'"' | b'{' | b'<') && e > c + n || at(b, c + n) == b'=' && at(b, e) == b'"' {
                 return None;
             }
             if is_alnum(at(b, e)) || matches!(at(b, e), b'$' | b'{' | b'<' | b'*') || n == 0 {
@@ -87,9 +85,7 @@ fn credential(b: &[u8], scheme: &[u8], c: usize) -> Option<usize> {
             if scheme == b"bearer" {
                 (n >= 6 && !(wordy && n < 20)).then_some(e)
             } else {
-                let strong = n >= 20
-                    && v.iter().any(u8::is_ascii_digit)
-                    && v.iter().any(u8::is_ascii_alphabetic);
+                let strong = n >= 20 && v.iter().any(u8::is_ascii_digit) && v.iter().any(u8::is_ascii_alphabetic);
                 (strong || authorization_near(b, c) && n >= 8 && !wordy).then_some(e)
             }
         }
@@ -112,11 +108,7 @@ fn credential(b: &[u8], scheme: &[u8], c: usize) -> Option<usize> {
                 return None;
             }
             let mut e = c;
-            while e < b.len()
-                && b[e] != b'\n'
-                && b[e] != b'\r'
-                && !(b[e] == b'\\' && at(b, e + 1) == b'n')
-            {
+            while e < b.len() && b[e] != b'\n' && b[e] != b'\r' && !(b[e] == b'\\' && at(b, e + 1) == b'n') {
                 e += 1;
             }
             while e > c && matches!(b[e - 1], b' ' | b'"' | b'\'' | b'\\') {
@@ -177,36 +169,19 @@ mod tests {
 
     #[test]
     fn positives() {
-        assert_eq!(
-            found("Authorization: Bearer abc123def456"),
-            ["abc123def456"]
-        );
-        assert_eq!(
-            found(r#"curl -H "Authorization: Bearer xyzTOKEN_42.x" https://x"#),
-            ["xyzTOKEN_42.x"]
-        );
-        assert_eq!(
-            found("authorization=Basic dXNlcjpwYXNzd29yZA=="),
-            ["dXNlcjpwYXNzd29yZA=="]
-        );
-        assert_eq!(
-            found("got Basic YWxhZGRpbjpvcGVuc2VzYW1l from client"),
-            ["YWxhZGRpbjpvcGVuc2VzYW1l"]
-        );
+        assert_eq!(found("Authorization: Bearer abc123def456"), ["abc123def456"]);
+        assert_eq!(found(r#"curl -H "Authorization: Bearer xyzTOKEN_42.x" https://x"#), ["xyzTOKEN_42.x"]);
+        assert_eq!(found("authorization=Basic dXNlcjpwYXNzd29yZA=="), ["dXNlcjpwYXNzd29yZA=="]);
+        assert_eq!(found("got Basic YWxhZGRpbjpvcGVuc2VzYW1l from client"), ["YWxhZGRpbjpvcGVuc2VzYW1l"]);
         assert_eq!(
             found("Authorization: Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"),
             ["9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"]
         );
         assert_eq!(
-            found(
-                r#"Authorization: Digest username="Mufasa", realm="x", response="6629fae49393a05397450978507c4ef1""#
-            ),
+            found(r#"Authorization: Digest username="Mufasa", realm="x", response="6629fae49393a05397450978507c4ef1""#),
             [r#"username="Mufasa", realm="x", response="6629fae49393a05397450978507c4ef1"#]
         );
-        assert_eq!(
-            found(r#"{\"auth\":\"Bearer s3cr3tT0ken\"}"#),
-            ["s3cr3tT0ken"]
-        );
+        assert_eq!(found(r#"{\"auth\":\"Bearer s3cr3tT0ken\"}"#), ["s3cr3tT0ken"]);
     }
 
     #[test]

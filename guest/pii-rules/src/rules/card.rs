@@ -23,9 +23,7 @@ pub(crate) fn brand_ok(d: &[u8]) -> bool {
         2 | 5 if (51..=55).contains(&p2) || (2221..=2720).contains(&p4) => len == 16,
         3 if p2 == 34 || p2 == 37 => len == 15,
         3 if (3528..=3589).contains(&p4) => (16..=19).contains(&len),
-        3 if (300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39 => {
-            (14..=19).contains(&len)
-        }
+        3 if (300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39 => (14..=19).contains(&len),
         6 if p4 == 6011 || (644..=649).contains(&p3) || p2 == 65 => (16..=19).contains(&len),
         6 if p2 == 62 => (16..=19).contains(&len),
         5 | 6 if matches!(p2, 50 | 56..=58) || matches!(p4, 6304 | 6759 | 6761..=6763) => true,
@@ -122,11 +120,7 @@ pub(crate) fn scan(b: &[u8], out: &mut Vec<Match>) {
             if cnt > 19 || cnt > digits.len() {
                 continue;
             }
-            let tail_ok = if k == ng - 1 {
-                right_ok(b, e)
-            } else {
-                grouped && sep == b' '
-            };
+            let tail_ok = if k == ng - 1 { right_ok(b, e) } else { grouped && sep == b' ' };
             if !tail_ok {
                 continue;
             }
@@ -169,10 +163,7 @@ mod tests {
             let t = format!("card={c};");
             assert_eq!(found(&t), [c], "{t}");
         }
-        assert_eq!(
-            found("pay 4111 1111 1111 1111 123"),
-            ["4111 1111 1111 1111"]
-        );
+        assert_eq!(found("pay 4111 1111 1111 1111 123"), ["4111 1111 1111 1111"]);
     }
 
     #[test]

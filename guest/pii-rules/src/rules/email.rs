@@ -21,21 +21,13 @@ pub(crate) fn is_local(c: u8) -> bool {
 /// (exclusive): returns its start.
 #[inline]
 fn latin_before(b: &[u8], i: usize) -> Option<usize> {
-    if i >= 2 && (0x80..0xC0).contains(&b[i - 1]) && (0xC3..=0xC9).contains(&b[i - 2]) {
-        Some(i - 2)
-    } else {
-        None
-    }
+    if i >= 2 && (0x80..0xC0).contains(&b[i - 1]) && (0xC3..=0xC9).contains(&b[i - 2]) { Some(i - 2) } else { None }
 }
 
 /// Latin letter starting at `i`: returns its end.
 #[inline]
 fn latin_at(b: &[u8], i: usize) -> Option<usize> {
-    if (0xC3..=0xC9).contains(&at(b, i)) && (0x80..0xC0).contains(&at(b, i + 1)) {
-        Some(i + 2)
-    } else {
-        None
-    }
+    if (0xC3..=0xC9).contains(&at(b, i)) && (0x80..0xC0).contains(&at(b, i + 1)) { Some(i + 2) } else { None }
 }
 
 #[inline]
@@ -127,9 +119,7 @@ pub(crate) fn tld_ok(t: &[u8]) -> bool {
 
 /// `2x`, `3x`, `1.5x`: image scale suffixes, not domains.
 fn is_scale(label: &[u8]) -> bool {
-    label.len() >= 2
-        && label[label.len() - 1] == b'x'
-        && label[..label.len() - 1].iter().all(u8::is_ascii_digit)
+    label.len() >= 2 && label[label.len() - 1] == b'x' && label[..label.len() - 1].iter().all(u8::is_ascii_digit)
 }
 
 /// Whether the `@` at `a` ends the userinfo of a URL authority
@@ -156,10 +146,7 @@ fn email_at(b: &[u8], a: usize) -> Option<(usize, usize)> {
     if labels < 2 || !tld_ok(&b[last..e]) {
         return None;
     }
-    let first_end = b[a + 1..e]
-        .iter()
-        .position(|&c| c == b'.')
-        .map_or(e, |p| a + 1 + p);
+    let first_end = b[a + 1..e].iter().position(|&c| c == b'.').map_or(e, |p| a + 1 + p);
     if is_scale(&b[a + 1..first_end]) {
         return None;
     }
@@ -200,19 +187,10 @@ mod tests {
 
     #[test]
     fn positives() {
-        assert_eq!(
-            found("mail john.doe+tag@mail.example.co.uk."),
-            ["john.doe+tag@mail.example.co.uk"]
-        );
+        assert_eq!(found("mail john.doe+tag@mail.example.co.uk."), ["john.doe+tag@mail.example.co.uk"]);
         assert_eq!(found("mailto:jane@example.org"), ["jane@example.org"]);
-        assert_eq!(
-            found(r#"{\"email\":\"a_b@example.com\"}"#),
-            ["a_b@example.com"]
-        );
-        assert_eq!(
-            found("WHERE email='o'brien@example.com'"),
-            ["o'brien@example.com"]
-        );
+        assert_eq!(found(r#"{\"email\":\"a_b@example.com\"}"#), ["a_b@example.com"]);
+        assert_eq!(found("WHERE email='o'brien@example.com'"), ["o'brien@example.com"]);
         assert_eq!(found("x\\njohn@example.com"), ["john@example.com"]);
         assert_eq!(found("q=foo%20john@example.com"), ["john@example.com"]);
         assert_eq!(found("zoë@exämple.de a@b.io"), ["zoë@exämple.de", "a@b.io"]);

@@ -402,32 +402,14 @@ mod tests {
     #[test]
     fn positives() {
         for (t, want) in [
-            (
-                "mail john [at] example [dot] com now",
-                "john [at] example [dot] com",
-            ),
+            ("mail john [at] example [dot] com now", "john [at] example [dot] com"),
             ("john(at)example(dot)com", "john(at)example(dot)com"),
-            (
-                "x john {at} example {dot} com",
-                "john {at} example {dot} com",
-            ),
-            (
-                "contact: john AT example DOT com",
-                "john AT example DOT com",
-            ),
-            (
-                "write john at example dot com please",
-                "john at example dot com",
-            ),
-            (
-                "jane.doe [at] mail.example.org",
-                "jane.doe [at] mail.example.org",
-            ),
+            ("x john {at} example {dot} com", "john {at} example {dot} com"),
+            ("contact: john AT example DOT com", "john AT example DOT com"),
+            ("write john at example dot com please", "john at example dot com"),
+            ("jane.doe [at] mail.example.org", "jane.doe [at] mail.example.org"),
             ("john.smith at example.com", "john.smith at example.com"),
-            (
-                "john [dot] smith [at] example [dot] co [dot] uk",
-                "john [dot] smith [at] example [dot] co [dot] uk",
-            ),
+            ("john [dot] smith [at] example [dot] co [dot] uk", "john [dot] smith [at] example [dot] co [dot] uk"),
             ("john @ example.com", "john @ example.com"),
             ("john[at]example[.]com", "john[at]example[.]com"),
             ("write to john @ example . com", "john @ example . com"),

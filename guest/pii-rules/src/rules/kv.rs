@@ -26,20 +26,7 @@ fn key_char(c: u8) -> bool {
 fn stop_unquoted(c: u8, kind: KeyKind) -> bool {
     matches!(
         c,
-        b' ' | b'\t'
-            | b'\r'
-            | b'\n'
-            | b'"'
-            | b'\''
-            | b','
-            | b';'
-            | b'\\'
-            | b'<'
-            | b'>'
-            | b')'
-            | b']'
-            | b'}'
-            | b'`'
+        b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'' | b',' | b';' | b'\\' | b'<' | b'>' | b')' | b']' | b'}' | b'`'
     ) || c == b'&' && kind != KeyKind::Cloud
 }
 
@@ -47,11 +34,7 @@ fn stop_unquoted(c: u8, kind: KeyKind) -> bool {
 /// consumed value.
 fn pair(b: &[u8], p: usize, cx: &Cx, out: &mut Vec<Match>) -> Option<usize> {
     let sep = b[p];
-    if sep == b':'
-        && (at(b, p + 1) == b':'
-            || before(b, p) == b':'
-            || at(b, p + 1) == b'/' && at(b, p + 2) == b'/')
-    {
+    if sep == b':' && (at(b, p + 1) == b':' || before(b, p) == b':' || at(b, p + 1) == b'/' && at(b, p + 2) == b'/') {
         return None;
     }
     // Key, backwards.
@@ -93,9 +76,7 @@ fn pair(b: &[u8], p: usize, cx: &Cx, out: &mut Vec<Match>) -> Option<usize> {
     if sep == b' ' {
         let cli = b[k..ke].starts_with(b"--") && !matches!(at(b, p + 1), b'-' | b' ' | 0);
         let quoted = matches!(at(b, p + 1), b'"' | b'\'')
-            && (norm.ends_with(b"password")
-                || norm.ends_with(b"passwd")
-                || norm.ends_with(b"passphrase"));
+            && (norm.ends_with(b"password") || norm.ends_with(b"passwd") || norm.ends_with(b"passphrase"));
         if !cli && !quoted {
             return None;
         }
@@ -157,11 +138,7 @@ fn pair(b: &[u8], p: usize, cx: &Cx, out: &mut Vec<Match>) -> Option<usize> {
                 return Some(e);
             }
             // `cookie=abc` as a plain pair.
-            ve = if quote != 0 {
-                ve
-            } else {
-                scan_unquoted(b, vs, kind)
-            };
+            ve = if quote != 0 { ve } else { scan_unquoted(b, vs, kind) };
         }
         _ => {
             if quote == 0 {
@@ -172,24 +149,13 @@ fn pair(b: &[u8], p: usize, cx: &Cx, out: &mut Vec<Match>) -> Option<usize> {
     let mut s = vs;
     let mut scheme = false;
     if kind == KeyKind::Authorization {
-        const SCHEMES: &[&[u8]] = &[
-            b"bearer",
-            b"basic",
-            b"token",
-            b"digest",
-            b"negotiate",
-            b"ntlm",
-            b"apikey",
-        ];
+        const SCHEMES: &[&[u8]] = &[b"bearer", b"basic", b"token", b"digest", b"negotiate", b"ntlm", b"apikey"];
         let space = |i: usize| match at(b, i) {
             b' ' | b'+' => 1,
             b'%' if at(b, i + 1) == b'2' && at(b, i + 2) == b'0' => 3,
             _ => 0,
         };
-        if let Some(sc) = SCHEMES
-            .iter()
-            .find(|sc| starts_ic(b, s, sc) && space(s + sc.len()) > 0)
-        {
+        if let Some(sc) = SCHEMES.iter().find(|sc| starts_ic(b, s, sc) && space(s + sc.len()) > 0) {
             s += sc.len();
             scheme = true;
             while s < b.len() && space(s) > 0 {
@@ -210,23 +176,12 @@ fn pair(b: &[u8], p: usize, cx: &Cx, out: &mut Vec<Match>) -> Option<usize> {
     // `Authorization: Bearer` with nothing after it.
     if kind == KeyKind::Authorization
         && !scheme
-        && eq_any(
-            val,
-            &[
-                b"bearer",
-                b"basic",
-                b"token",
-                b"digest",
-                b"negotiate",
-                b"ntlm",
-            ],
-        )
+        && eq_any(val, &[b"bearer", b"basic", b"token", b"digest", b"negotiate", b"ntlm"])
     {
         return skip;
     }
     // YAML tags (`client_secret: !vault |`) and the shell's working directory.
-    if val[0] == b'!' && val[1..].iter().all(u8::is_ascii_alphabetic)
-        || norm == b"pwd" && matches!(val[0], b'/' | b'~')
+    if val[0] == b'!' && val[1..].iter().all(u8::is_ascii_alphabetic) || norm == b"pwd" && matches!(val[0], b'/' | b'~')
     {
         return skip;
     }
@@ -239,10 +194,7 @@ fn pair(b: &[u8], p: usize, cx: &Cx, out: &mut Vec<Match>) -> Option<usize> {
     if quote == 0 && sep == b':' && !key_quoted && !scheme {
         let secretish = val.len() >= 6 || val.iter().any(|c| !c.is_ascii_lowercase());
         // `credentials: passwd=x` — the value is itself a pair.
-        let pair_inside = val
-            .iter()
-            .rposition(|&c| c == b'=')
-            .is_some_and(|q| val[..q].iter().any(|&c| c != b'='));
+        let pair_inside = val.iter().rposition(|&c| c == b'=').is_some_and(|q| val[..q].iter().any(|&c| c != b'='));
         if !secretish || pair_inside {
             return skip;
         }
@@ -272,10 +224,7 @@ fn scan_unquoted(b: &[u8], vs: usize, kind: KeyKind) -> usize {
 pub(crate) fn scan(b: &[u8], cx: &Cx, out: &mut Vec<Match>) {
     let mut i = 1;
     while i < b.len() {
-        let Some(p) = b[i..]
-            .iter()
-            .position(|&c| matches!(c, b'=' | b':' | b'"' | b'\'' | b'-'))
-        else {
+        let Some(p) = b[i..].iter().position(|&c| matches!(c, b'=' | b':' | b'"' | b'\'' | b'-')) else {
             return;
         };
         let mut j = i + p;
@@ -317,11 +266,7 @@ mod tests {
     use crate::rule::RuleSet;
 
     fn found(t: &str) -> Vec<&str> {
-        let cx = Cx {
-            rules: RuleSet::all(),
-            hints: Hints::default(),
-            sum: Summary::of(t.as_bytes()),
-        };
+        let cx = Cx { rules: RuleSet::all(), hints: Hints::default(), sum: Summary::of(t.as_bytes()) };
         let mut v = Vec::new();
         scan(t.as_bytes(), &cx, &mut v);
         v.iter().map(|m| &t[m.start..m.end]).collect()
@@ -330,37 +275,16 @@ mod tests {
     #[test]
     fn positives() {
         let cases: &[(&str, &[&str])] = &[
-            (
-                "GET /cb?code=1&access_token=abc123XYZ&state=x",
-                &["abc123XYZ"],
-            ),
+            ("GET /cb?code=1&access_token=abc123XYZ&state=x", &["abc123XYZ"]),
             ("password=hunter2 user=bob", &["hunter2"]),
-            (
-                r#"{"password":"correct horse battery"}"#,
-                &["correct horse battery"],
-            ),
+            (r#"{"password":"correct horse battery"}"#, &["correct horse battery"]),
             (r#"{\"client_secret\":\"s3cr3t\"}"#, &["s3cr3t"]),
-            (
-                "X-Api-Key: 8f14e45fceea167a5a36dedd4bea2543",
-                &["8f14e45fceea167a5a36dedd4bea2543"],
-            ),
-            (
-                "Server=tcp:db;Database=x;User Id=app;Password=P@ssw0rd!;",
-                &["P@ssw0rd!"],
-            ),
+            ("X-Api-Key: 8f14e45fceea167a5a36dedd4bea2543", &["8f14e45fceea167a5a36dedd4bea2543"]),
+            ("Server=tcp:db;Database=x;User Id=app;Password=P@ssw0rd!;", &["P@ssw0rd!"]),
             ("host=db user=app password=s3cret dbname=x", &["s3cret"]),
-            (
-                "AccountKey=abc+def/ghi==;EndpointSuffix=core",
-                &["abc+def/ghi=="],
-            ),
-            (
-                "Cookie: session=abc123def456; theme=dark",
-                &["abc123def456"],
-            ),
-            (
-                "Set-Cookie: sid=31d4d96e407aad42; Path=/; HttpOnly",
-                &["31d4d96e407aad42"],
-            ),
+            ("AccountKey=abc+def/ghi==;EndpointSuffix=core", &["abc+def/ghi=="]),
+            ("Cookie: session=abc123def456; theme=dark", &["abc123def456"]),
+            ("Set-Cookie: sid=31d4d96e407aad42; Path=/; HttpOnly", &["31d4d96e407aad42"]),
             ("DB_PASSWORD='pa ss'", &["pa ss"]),
             (
                 "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
@@ -375,10 +299,7 @@ mod tests {
             ("user[email]=a&user[password]=Secr3t!&x=1", &["Secr3t!"]),
             ("Authorization: Bearer abc", &["abc"]),
             ("docker login --password s3cr3tPw -u bob", &["s3cr3tPw"]),
-            (
-                "gh auth login --with-token --token ghx123abc",
-                &["ghx123abc"],
-            ),
+            ("gh auth login --with-token --token ghx123abc", &["ghx123abc"]),
         ];
         for (t, want) in cases {
             assert_eq!(found(t), *want, "{t}");

@@ -158,15 +158,11 @@ pub(crate) fn cookies(b: &[u8], s: usize, e: usize, first_only: bool, out: &mut 
         };
         let has = |w: &[u8]| lname.windows(w.len()).any(|x| x == w);
         let secret_name = classify_key(name).is_some()
-            || [
-                "sess", "sid", "token", "auth", "jwt", "csrf", "xsrf", "remember", "login", "key",
-            ]
-            .iter()
-            .any(|w| has(w.as_bytes()));
-        let random = v.len() >= 16
-            || v.len() >= 8
-                && v.iter().any(u8::is_ascii_digit)
-                && v.iter().any(u8::is_ascii_alphabetic);
+            || ["sess", "sid", "token", "auth", "jwt", "csrf", "xsrf", "remember", "login", "key"]
+                .iter()
+                .any(|w| has(w.as_bytes()));
+        let random =
+            v.len() >= 16 || v.len() >= 8 && v.iter().any(u8::is_ascii_digit) && v.iter().any(u8::is_ascii_alphabetic);
         if !v.is_empty() && !placeholder(v) && (secret_name || random) {
             push(out, vs, ve, Rule::SecretValue);
         }

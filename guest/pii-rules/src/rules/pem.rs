@@ -20,9 +20,7 @@ pub(crate) fn scan(b: &[u8], out: &mut Vec<Match>) {
             return;
         };
         let label = &b[lab_s..lab_e];
-        if lab_e - lab_s > 40
-            || !(label.ends_with(b"PRIVATE KEY") || label.ends_with(b"PRIVATE KEY BLOCK"))
-        {
+        if lab_e - lab_s > 40 || !(label.ends_with(b"PRIVATE KEY") || label.ends_with(b"PRIVATE KEY BLOCK")) {
             continue;
         }
         let mut end_marker = [0u8; 64];
@@ -54,13 +52,11 @@ mod tests {
 
     #[test]
     fn blocks() {
-        let t = r#"{"private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----\n", "x": 1}"#;
+        let t =
+            r#"{"private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----\n", "x": 1}"#;
         let mut v = Vec::new();
         scan(t.as_bytes(), &mut v);
-        assert_eq!(
-            &t[v[0].start..v[0].end],
-            r"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----"
-        );
+        assert_eq!(&t[v[0].start..v[0].end], r"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----");
         let t = "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----";
         let mut v = Vec::new();
         scan(t.as_bytes(), &mut v);
@@ -72,9 +68,6 @@ mod tests {
         let t = r#"key=\"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\" next"#;
         let mut v = Vec::new();
         scan(t.as_bytes(), &mut v);
-        assert_eq!(
-            &t[v[0].start..v[0].end],
-            r"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE"
-        );
+        assert_eq!(&t[v[0].start..v[0].end], r"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE");
     }
 }

@@ -81,23 +81,13 @@ fn parse(b: &[u8], i: usize, gs: &mut [Group; MAX_GROUPS]) -> (usize, bool, usiz
                 break;
             }
             j = m + 1;
-            Group {
-                s: k,
-                e: m,
-                paren: true,
-                sep: 0,
-            }
+            Group { s: k, e: m, paren: true, sep: 0 }
         } else if at(b, j).is_ascii_digit() {
             let k = j;
             while j < b.len() && b[j].is_ascii_digit() {
                 j += 1;
             }
-            Group {
-                s: k,
-                e: j,
-                paren: false,
-                sep: 0,
-            }
+            Group { s: k, e: j, paren: false, sep: 0 }
         } else {
             break;
         };
@@ -108,9 +98,7 @@ fn parse(b: &[u8], i: usize, gs: &mut [Group; MAX_GROUPS]) -> (usize, bool, usiz
         }
         let c = at(b, j);
         let n1 = at(b, j + 1);
-        let (sep, adv) = if matches!(c, b' ' | b'-' | b'.' | b'/') && n1.is_ascii_digit()
-            || c == b' ' && n1 == b'('
-        {
+        let (sep, adv) = if matches!(c, b' ' | b'-' | b'.' | b'/') && n1.is_ascii_digit() || c == b' ' && n1 == b'(' {
             (c, 1)
         } else if g.paren && c.is_ascii_digit() || c == b'(' && ng == 1 && plus {
             (b')', 0)
@@ -136,10 +124,7 @@ fn digit(b: &[u8], g: &Group, k: usize) -> u8 {
 }
 
 fn num(b: &[u8], g: &Group) -> u32 {
-    b[g.s..g.e]
-        .iter()
-        .take(6)
-        .fold(0, |a, &c| a * 10 + (c - b'0') as u32)
+    b[g.s..g.e].iter().take(6).fold(0, |a, &c| a * 10 + (c - b'0') as u32)
 }
 
 /// Whether three consecutive groups look like a date.
@@ -158,11 +143,7 @@ fn is_date(b: &[u8], gs: &[Group]) -> bool {
 }
 
 fn nanp(b: &[u8], gs: &[Group]) -> bool {
-    let gs = if gs.len() == 4 && gs[0].len() == 1 && b[gs[0].s] == b'1' {
-        &gs[1..]
-    } else {
-        gs
-    };
+    let gs = if gs.len() == 4 && gs[0].len() == 1 && b[gs[0].s] == b'1' { &gs[1..] } else { gs };
     if gs.len() != 3 || gs[0].len() != 3 || gs[1].len() != 3 || gs[2].len() != 4 {
         return false;
     }
@@ -188,18 +169,11 @@ fn regional(b: &[u8], gs: &[Group]) -> bool {
         (l, gs.len())
     };
     // Spanish 612 34 56 78.
-    if lens == ([3, 2, 2, 2], 4)
-        && matches!(b[gs[0].s], b'6' | b'7' | b'9')
-        && gs[..3].iter().all(|g| g.sep == b' ')
-    {
+    if lens == ([3, 2, 2, 2], 4) && matches!(b[gs[0].s], b'6' | b'7' | b'9') && gs[..3].iter().all(|g| g.sep == b' ') {
         return true;
     }
     // Chinese mobile 138 0013 8000.
-    if lens == ([3, 4, 4, 0], 3)
-        && b[gs[0].s] == b'1'
-        && gs[0].sep == gs[1].sep
-        && matches!(gs[0].sep, b' ' | b'-')
-    {
+    if lens == ([3, 4, 4, 0], 3) && b[gs[0].s] == b'1' && gs[0].sep == gs[1].sep && matches!(gs[0].sep, b' ' | b'-') {
         return true;
     }
     // Russian trunk-8: 8 (912) 345-67-89.
@@ -224,11 +198,8 @@ fn classify(b: &[u8], gs: &[Group], plus: bool, hint: bool, kw: &mut dyn FnMut()
     let seps = &gs[..gs.len() - 1];
     let dots = seps.iter().filter(|g| g.sep == b'.').count();
     let slashes = seps.iter().filter(|g| g.sep == b'/').count();
-    let lens_are =
-        |want: &[usize]| gs.len() == want.len() && gs.iter().zip(want).all(|(g, w)| g.len() == *w);
-    let dot_ok = dots == 0
-        || plus
-        || dots == seps.len() && (lens_are(&[3, 3, 4]) || lens_are(&[2, 2, 2, 2, 2]));
+    let lens_are = |want: &[usize]| gs.len() == want.len() && gs.iter().zip(want).all(|(g, w)| g.len() == *w);
+    let dot_ok = dots == 0 || plus || dots == seps.len() && (lens_are(&[3, 3, 4]) || lens_are(&[2, 2, 2, 2, 2]));
     let slash_ok = slashes == 0 || slashes == 1 && gs[0].sep == b'/';
     if !dot_ok || !slash_ok {
         return false;
@@ -239,11 +210,7 @@ fn classify(b: &[u8], gs: &[Group], plus: bool, hint: bool, kw: &mut dyn FnMut()
     }
     if first == b'0' && digit(b, &gs[0], 1) == b'0' {
         let cc = digit(b, &gs[0], 2);
-        return cc != b'0'
-            && cc != 0
-            && (3..=5).contains(&gs[0].len())
-            && gs.len() >= 2
-            && (11..=17).contains(&d);
+        return cc != b'0' && cc != 0 && (3..=5).contains(&gs[0].len()) && gs.len() >= 2 && (11..=17).contains(&d);
     }
     if d <= 15 && (nanp(b, gs) || trunk0(b, gs, d) || regional(b, gs)) {
         return true;
@@ -264,13 +231,7 @@ fn classify(b: &[u8], gs: &[Group], plus: bool, hint: bool, kw: &mut dyn FnMut()
         let strength = if hint {
             2
         } else {
-            tight_phone_word(b, g.s, g.e).max(
-                if non_ascii_phone_word(b, g.s.saturating_sub(48), g.s) {
-                    2
-                } else {
-                    0
-                },
-            )
+            tight_phone_word(b, g.s, g.e).max(if non_ascii_phone_word(b, g.s.saturating_sub(48), g.s) { 2 } else { 0 })
         };
         return strength == 2 || strength == 1 && (10..=12).contains(&d);
     }
@@ -330,26 +291,14 @@ pub(crate) fn scan(b: &[u8], cx: &Cx, out: &mut Vec<Match>) {
             while z > a {
                 let last = gs[z - 1];
                 let e = last.e + last.paren as usize;
-                let tail_ok = if z == ng {
-                    right_ok(b, e)
-                } else {
-                    last.sep == b' '
-                };
+                let tail_ok = if z == ng { right_ok(b, e) } else { last.sep == b' ' };
                 if tail_ok {
-                    let s = if a == 0 && plus {
-                        i
-                    } else {
-                        gs[a].s - gs[a].paren as usize
-                    };
+                    let s = if a == 0 && plus { i } else { gs[a].s - gs[a].paren as usize };
                     let mut kw = || {
                         *kw_cache.get_or_insert_with(|| {
                             let before = phone_words_in(b, s.saturating_sub(40), s);
                             let after = phone_words_in(b, e, e + 24);
-                            let other = if non_ascii_phone_word(b, s.saturating_sub(48), s) {
-                                2
-                            } else {
-                                0
-                            };
+                            let other = if non_ascii_phone_word(b, s.saturating_sub(48), s) { 2 } else { 0 };
                             before.max(after).max(other)
                         })
                     };
@@ -383,10 +332,7 @@ mod tests {
     fn found_h(t: &str, phone_hint: bool) -> Vec<&str> {
         let cx = Cx {
             rules: RuleSet::all(),
-            hints: Hints {
-                phone: phone_hint,
-                ssn: false,
-            },
+            hints: Hints { phone: phone_hint, ssn: false },
             sum: Summary::of(t.as_bytes()),
         };
         let mut v = Vec::new();

@@ -33,9 +33,8 @@ fn phone_word(w: u128) -> u8 {
         b"phoneno",
         b"tele",
     ]);
-    static WEAK: Words<9> = Words::new([
-        b"call", b"called", b"calling", b"dial", b"dialed", b"ring", b"text", b"contact", b"reach",
-    ]);
+    static WEAK: Words<9> =
+        Words::new([b"call", b"called", b"calling", b"dial", b"dialed", b"ring", b"text", b"contact", b"reach"]);
     if STRONG.has(w) || w >> 40 != 0 && contains_phone(w) {
         2
     } else if WEAK.has(w) {

@@ -27,9 +27,7 @@ fn left_ok(b: &[u8], i: usize) -> bool {
 
 fn right_ok(b: &[u8], e: usize) -> bool {
     let n = at(b, e);
-    !(is_alnum(n)
-        || n == b'_'
-        || matches!(n, b'-' | b'.' | b'/' | b':') && at(b, e + 1).is_ascii_digit())
+    !(is_alnum(n) || n == b'_' || matches!(n, b'-' | b'.' | b'/' | b':') && at(b, e + 1).is_ascii_digit())
 }
 
 fn digits_at(b: &[u8], i: usize, n: usize) -> bool {
@@ -62,11 +60,7 @@ pub(crate) fn scan(b: &[u8], cx: &Cx, out: &mut Vec<Match>) {
         let len = i - s;
         if len == 3 {
             let sep = at(b, i);
-            if (sep == b'-' || sep == b' ')
-                && digits_at(b, i + 1, 2)
-                && at(b, i + 3) == sep
-                && digits_at(b, i + 4, 4)
-            {
+            if (sep == b'-' || sep == b' ') && digits_at(b, i + 1, 2) && at(b, i + 3) == sep && digits_at(b, i + 4, 4) {
                 let e = i + 8;
                 if right_ok(b, e) && valid(&b[s..s + 3], &b[i + 1..i + 3], &b[i + 4..e]) {
                     push(out, s, e, Rule::UsSsn);
@@ -93,11 +87,7 @@ mod tests {
     use crate::rule::RuleSet;
 
     fn found_h(t: &str, ssn: bool) -> Vec<&str> {
-        let cx = Cx {
-            rules: RuleSet::all(),
-            hints: Hints { phone: false, ssn },
-            sum: Summary::of(t.as_bytes()),
-        };
+        let cx = Cx { rules: RuleSet::all(), hints: Hints { phone: false, ssn }, sum: Summary::of(t.as_bytes()) };
         let mut v = Vec::new();
         scan(t.as_bytes(), &cx, &mut v);
         v.iter().map(|m| &t[m.start..m.end]).collect()
@@ -108,15 +98,9 @@ mod tests {
         assert_eq!(found_h("ssn 123-45-6789.", false), ["123-45-6789"]);
         assert_eq!(found_h("id: 123 45 6789", false), ["123 45 6789"]);
         assert_eq!(found_h("SSN:123456789", false), ["123456789"]);
-        assert_eq!(
-            found_h("social security number 078051120", false),
-            ["078051120"]
-        );
+        assert_eq!(found_h("social security number 078051120", false), ["078051120"]);
         assert_eq!(found_h("123456789", true), ["123456789"]);
-        assert_eq!(
-            found_h("a,4155552671,123-45-6789,7", false),
-            ["123-45-6789"]
-        );
+        assert_eq!(found_h("a,4155552671,123-45-6789,7", false), ["123-45-6789"]);
     }
 
     #[test]

@@ -40,14 +40,7 @@ fn upper_alnum(c: u8) -> bool {
 
 /// A token `prefix` + a run of `f` with `min..=max` bytes, ending at a
 /// boundary. Returns the end.
-fn pref(
-    b: &[u8],
-    i: usize,
-    prefix: &[u8],
-    f: fn(u8) -> bool,
-    min: usize,
-    max: usize,
-) -> Option<usize> {
+fn pref(b: &[u8], i: usize, prefix: &[u8], f: fn(u8) -> bool, min: usize, max: usize) -> Option<usize> {
     if !starts(b, i, prefix) {
         return None;
     }
@@ -100,13 +93,11 @@ pub(crate) fn jwt(b: &[u8], i: usize) -> Option<usize> {
 }
 
 fn has_digit_or_upper(s: &[u8]) -> bool {
-    s.iter()
-        .any(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+    s.iter().any(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
 }
 
-const AWS_PREFIXES: [&[u8; 4]; 10] = [
-    b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA", b"AIPA", b"ANPA", b"ANVA", b"ABIA", b"ACCA",
-];
+const AWS_PREFIXES: [&[u8; 4]; 10] =
+    [b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA", b"AIPA", b"ANPA", b"ANVA", b"ABIA", b"ACCA"];
 
 /// An AWS secret access key (40 base64 chars, mixed case) shortly after `from`.
 pub(crate) fn aws_secret_after(b: &[u8], from: usize) -> Option<(usize, usize)> {
@@ -160,10 +151,7 @@ pub(crate) fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule
     match c {
         b'e' => jwt(b, i).map(|e| (i, e, Rule::Jwt)),
         b'g' => {
-            if starts(b, i, b"gh")
-                && matches!(at(b, i + 2), b'p' | b'o' | b'u' | b's' | b'r')
-                && at(b, i + 3) == b'_'
-            {
+            if starts(b, i, b"gh") && matches!(at(b, i + 2), b'p' | b'o' | b'u' | b's' | b'r') && at(b, i + 3) == b'_' {
                 return api(pref(b, i, &b[i..i + 4], alnum, 8, 80));
             }
             api(pref(b, i, b"github_pat_", word, 22, 255)
@@ -180,24 +168,10 @@ pub(crate) fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule
                 let slack = |c: u8| c.is_ascii_alphanumeric() || c == b'-';
                 return api(pref(b, i, &b[i..i + 5], slack, 6, 255));
             }
-            api(pref(
-                b,
-                i,
-                b"xapp-",
-                |c| c.is_ascii_alphanumeric() || c == b'-',
-                10,
-                255,
-            ))
+            api(pref(b, i, b"xapp-", |c| c.is_ascii_alphanumeric() || c == b'-', 10, 255))
         }
         b's' | b'r' | b'p' => {
-            for p in [
-                &b"sk_live_"[..],
-                b"sk_test_",
-                b"rk_live_",
-                b"rk_test_",
-                b"pk_live_",
-                b"pk_test_",
-            ] {
+            for p in [&b"sk_live_"[..], b"sk_test_", b"rk_live_", b"rk_test_", b"pk_live_", b"pk_test_"] {
                 if let Some(e) = pref(b, i, p, alnum, 4, 255) {
                     return Some((i, e, Rule::ApiToken));
                 }
@@ -206,12 +180,7 @@ pub(crate) fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule
                 let e = pref(b, i, b"sk-", is_b64url, 20, 255)?;
                 return has_digit_or_upper(&b[i + 3..e]).then_some((i, e, Rule::ApiToken));
             }
-            if starts(b, i, b"shp")
-                && matches!(
-                    &b[i + 3..(i + 6).min(b.len())],
-                    b"at_" | b"ss_" | b"ca_" | b"pa_"
-                )
-            {
+            if starts(b, i, b"shp") && matches!(&b[i + 3..(i + 6).min(b.len())], b"at_" | b"ss_" | b"ca_" | b"pa_") {
                 return api(pref(b, i, &b[i..i + 6], alnum, 20, 64));
             }
             api(pref(b, i, b"pypi-", is_b64url, 16, 1024))
@@ -271,22 +240,7 @@ pub(crate) fn at_word(b: &[u8], i: usize, cx: &Cx) -> Option<(usize, usize, Rule
 /// Bytes that can start a token.
 #[inline]
 pub(crate) fn first(c: u8) -> bool {
-    matches!(
-        c,
-        b'e' | b'g'
-            | b'x'
-            | b's'
-            | b'r'
-            | b'p'
-            | b'w'
-            | b'A'
-            | b'S'
-            | b'n'
-            | b'k'
-            | b'h'
-            | b'd'
-            | b'y'
-    )
+    matches!(c, b'e' | b'g' | b'x' | b's' | b'r' | b'p' | b'w' | b'A' | b'S' | b'n' | b'k' | b'h' | b'd' | b'y')
 }
 
 /// Find self-identifying tokens (whole-text driver, used by tests).
@@ -319,11 +273,7 @@ mod tests {
     use crate::rule::RuleSet;
 
     fn found(t: &str) -> Vec<(&str, Rule)> {
-        let cx = Cx {
-            rules: RuleSet::all(),
-            hints: Hints::default(),
-            sum: Summary::of(t.as_bytes()),
-        };
+        let cx = Cx { rules: RuleSet::all(), hints: Hints::default(), sum: Summary::of(t.as_bytes()) };
         let mut v = Vec::new();
         scan(t.as_bytes(), &cx, &mut v);
         v.iter().map(|m| (&t[m.start..m.end], m.rule)).collect()
@@ -335,36 +285,20 @@ mod tests {
     fn positives() {
         let cases: Vec<(String, &str, Rule)> = vec![
             (format!("Authorization: Bearer {JWT}"), JWT, Rule::Jwt),
-            (
-                "t=eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.".into(),
-                "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.",
-                Rule::Jwt,
-            ),
+            ("t=eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.".into(), "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.", Rule::Jwt),
             (
                 "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".into(),
                 "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",
                 Rule::ApiToken,
             ),
-            (
-                "glpat-xXxXxXxXxXxXxXxXxXxX ok".into(),
-                "glpat-xXxXxXxXxXxXxXxXxXxX",
-                Rule::ApiToken,
-            ),
+            ("glpat-xXxXxXxXxXxXxXxXxXxX ok".into(), "glpat-xXxXxXxXxXxXxXxXxXxX", Rule::ApiToken),
             (
                 "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx".into(),
                 "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
                 Rule::ApiToken,
             ),
-            (
-                "key sk_live_4eC39HqLyjWDarjtT1zdp7dc".into(),
-                "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
-                Rule::ApiToken,
-            ),
-            (
-                "sk-proj-AbCdEf1234567890GhIjKlMn".into(),
-                "sk-proj-AbCdEf1234567890GhIjKlMn",
-                Rule::ApiToken,
-            ),
+            ("key sk_live_4eC39HqLyjWDarjtT1zdp7dc".into(), "sk_live_4eC39HqLyjWDarjtT1zdp7dc", Rule::ApiToken),
+            ("sk-proj-AbCdEf1234567890GhIjKlMn".into(), "sk-proj-AbCdEf1234567890GhIjKlMn", Rule::ApiToken),
             (
                 "AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe".into(),
                 "AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe",
@@ -380,29 +314,12 @@ mod tests {
                 "npm_1234567890abcdefghijABCDEFGHIJ123456",
                 Rule::ApiToken,
             ),
+            ("SK0123456789abcdef0123456789abcdef".into(), "SK0123456789abcdef0123456789abcdef", Rule::ApiToken),
+            ("key-3ax6xnjp29jd6fds4gc373sgvjxteol0".into(), "key-3ax6xnjp29jd6fds4gc373sgvjxteol0", Rule::ApiToken),
+            ("shpat_0123456789abcdef0123456789abcdef".into(), "shpat_0123456789abcdef0123456789abcdef", Rule::ApiToken),
+            ("id AKIAIOSFODNN7EXAMPLE".into(), "AKIAIOSFODNN7EXAMPLE", Rule::CloudKey),
             (
-                "SK0123456789abcdef0123456789abcdef".into(),
-                "SK0123456789abcdef0123456789abcdef",
-                Rule::ApiToken,
-            ),
-            (
-                "key-3ax6xnjp29jd6fds4gc373sgvjxteol0".into(),
-                "key-3ax6xnjp29jd6fds4gc373sgvjxteol0",
-                Rule::ApiToken,
-            ),
-            (
-                "shpat_0123456789abcdef0123456789abcdef".into(),
-                "shpat_0123456789abcdef0123456789abcdef",
-                Rule::ApiToken,
-            ),
-            (
-                "id AKIAIOSFODNN7EXAMPLE".into(),
-                "AKIAIOSFODNN7EXAMPLE",
-                Rule::CloudKey,
-            ),
-            (
-                "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
-                    .into(),
+                "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX".into(),
                 "XXXXXXXXXXXXXXXXXXXXXXXX",
                 Rule::ApiToken,
             ),

@@ -13,28 +13,11 @@ use crate::rule::Rule;
 
 #[inline]
 fn userinfo_end(c: u8) -> bool {
-    matches!(
-        c,
-        b'/' | b'?'
-            | b'#'
-            | b' '
-            | b'\t'
-            | b'\r'
-            | b'\n'
-            | b'"'
-            | b'\''
-            | b'<'
-            | b'>'
-            | b'\\'
-            | b'`'
-            | b'['
-    )
+    matches!(c, b'/' | b'?' | b'#' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'' | b'<' | b'>' | b'\\' | b'`' | b'[')
 }
 
 fn is_placeholder_password(p: &[u8]) -> bool {
-    p.is_empty()
-        || p.iter().all(|&c| matches!(c, b'*' | b'x' | b'X'))
-        || matches!(p[0], b'$' | b'{' | b'<' | b'%')
+    p.is_empty() || p.iter().all(|&c| matches!(c, b'*' | b'x' | b'X')) || matches!(p[0], b'$' | b'{' | b'<' | b'%')
 }
 
 /// Find `scheme://user:pass@` userinfo.
@@ -45,8 +28,7 @@ pub(crate) fn scan(b: &[u8], out: &mut Vec<Match>) {
         i = p + 3;
         // Scheme: letters, digits, + . - and a letter first.
         let mut s = p;
-        while s > 0 && (b[s - 1].is_ascii_alphanumeric() || matches!(b[s - 1], b'+' | b'.' | b'-'))
-        {
+        while s > 0 && (b[s - 1].is_ascii_alphanumeric() || matches!(b[s - 1], b'+' | b'.' | b'-')) {
             s -= 1;
         }
         if s == p || !b[s].is_ascii_alphabetic() {
@@ -87,13 +69,7 @@ pub(crate) fn scan_dsn_at(b: &[u8], out: &mut Vec<Match>) {
             continue;
         }
         let mut s = a;
-        while s > 0
-            && a - s < 256
-            && !matches!(
-                b[s - 1],
-                b' ' | b'\t' | b'"' | b'\'' | b'=' | b'`' | b'/' | b'\\'
-            )
-        {
+        while s > 0 && a - s < 256 && !matches!(b[s - 1], b' ' | b'\t' | b'"' | b'\'' | b'=' | b'`' | b'/' | b'\\') {
             s -= 1;
         }
         let info = &b[s..a];
@@ -124,10 +100,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("postgres://app:s3cr3t@db:5432/x", "app:s3cr3t"),
             ("DATABASE_URL=mysql://root:pa@ss@10.0.0.5/db", "root:pa@ss"),
-            (
-                "mongodb+srv://admin:hunter2@cluster0.example.net/test",
-                "admin:hunter2",
-            ),
+            ("mongodb+srv://admin:hunter2@cluster0.example.net/test", "admin:hunter2"),
             ("redis://:topsecret@cache:6379/0", ":topsecret"),
             ("amqp://guest:guest@rabbit:5672/", "guest:guest"),
             ("see https://user:pass@example.com/path?q=1", "user:pass"),

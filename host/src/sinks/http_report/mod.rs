@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use super::Sink;
 use crate::config::Stream;
 use crate::guard::Redacted;
+use crate::installation::ReportingSwitch;
 use crate::queue::{Outbox, PendingReport};
 use crate::report::Report;
 use crate::retry::Decision;
@@ -31,6 +32,7 @@ pub struct HttpReportSink {
     install_id: String,
     client: reqwest::Client,
     runtime: tokio::runtime::Runtime,
+    switch: ReportingSwitch,
     token: Option<String>,
 }
 
@@ -43,18 +45,17 @@ enum Outcome {
 
 impl HttpReportSink {
     /// Opens the outbox and builds the HTTP client.
-    pub fn new(config: HttpReportConfig, state_dir: &Path) -> anyhow::Result<HttpReportSink> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+    pub fn new(config: HttpReportConfig, state_dir: &Path, switch: ReportingSwitch) -> anyhow::Result<HttpReportSink> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms))
             .user_agent(concat!("wasmtel/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let token = match &config.bearer_token_env {
-            Some(var) => Some(std::env::var(var).map_err(|_| {
-                anyhow::anyhow!("bearer_token_env: the environment variable {var} is not set")
-            })?),
+            Some(var) => Some(
+                std::env::var(var)
+                    .map_err(|_| anyhow::anyhow!("bearer_token_env: the environment variable {var} is not set"))?,
+            ),
             None => None,
         };
         Ok(HttpReportSink {
@@ -63,6 +64,7 @@ impl HttpReportSink {
             config,
             client,
             runtime,
+            switch,
             token,
         })
     }
@@ -98,7 +100,7 @@ impl HttpReportSink {
     /// cannot be delivered now.
     pub fn drain(&mut self) -> anyhow::Result<()> {
         for path in self.outbox.pending()? {
-            if crate::installation::reporting_stopped() {
+            if self.switch.stopped() {
                 break;
             }
             let mut pending = self.outbox.load(&path)?;
@@ -140,10 +142,7 @@ impl HttpReportSink {
                 Ok(response) => {
                     let status = response.status();
                     let text = response.text().await.unwrap_or_default();
-                    let reason = format!(
-                        "HTTP {status}: {}",
-                        text.chars().take(200).collect::<String>()
-                    );
+                    let reason = format!("HTTP {status}: {}", text.chars().take(200).collect::<String>());
                     let code = match status.as_u16() {
                         429 => tonic::Code::ResourceExhausted,
                         500..=599 => tonic::Code::Unavailable,
@@ -152,9 +151,7 @@ impl HttpReportSink {
                     };
                     (code, reason)
                 }
-                Err(e) if e.is_timeout() => {
-                    (tonic::Code::DeadlineExceeded, format!("timeout: {e}"))
-                }
+                Err(e) if e.is_timeout() => (tonic::Code::DeadlineExceeded, format!("timeout: {e}")),
                 Err(e) => (tonic::Code::Unavailable, format!("request failed: {e}")),
             };
             match self.config.retry.decide(code, attempt, started.elapsed()) {
@@ -168,7 +165,7 @@ impl HttpReportSink {
     fn handle_answer(&self, answer: &Value) {
         if answer.get("disable_scout").and_then(Value::as_bool) == Some(true) {
             tracing::warn!(sink = %self.config.name, "the endpoint asked to stop reporting: no more reports for the rest of this process");
-            crate::installation::stop_reporting_for_process();
+            self.switch.stop();
         }
         if let Some(latest) = answer.get("latest_version").and_then(Value::as_str)
             && is_newer(latest, &self.config.version)
@@ -207,7 +204,7 @@ impl Sink for HttpReportSink {
     }
 
     fn send_report(&mut self, report: &Report) -> std::io::Result<()> {
-        if crate::installation::reporting_stopped() {
+        if self.switch.stopped() {
             return Ok(());
         }
         self.outbox.push(&PendingReport::new(report.clone()))?;

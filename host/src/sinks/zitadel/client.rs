@@ -42,8 +42,7 @@ pub fn build(config: &ZitadelConfig) -> anyhow::Result<Client> {
     if config.endpoint.starts_with("https://") {
         let mut tls = ClientTlsConfig::new();
         if let Some(ca) = &config.tls_ca {
-            let pem = std::fs::read(ca)
-                .with_context(|| format!("cannot read tls_ca {}", ca.display()))?;
+            let pem = std::fs::read(ca).with_context(|| format!("cannot read tls_ca {}", ca.display()))?;
             tls = tls.ca_certificate(Certificate::from_pem(pem));
         }
         if let Some(domain) = &config.tls_domain {
@@ -53,9 +52,8 @@ pub fn build(config: &ZitadelConfig) -> anyhow::Result<Client> {
     }
     let mut metadata = MetadataMap::new();
     if let Some(var) = &config.bearer_token_env {
-        let token = std::env::var(var).with_context(|| {
-            format!("bearer_token_env: the environment variable {var} is not set")
-        })?;
+        let token = std::env::var(var)
+            .with_context(|| format!("bearer_token_env: the environment variable {var} is not set"))?;
         let value = AsciiMetadataValue::try_from(format!("Bearer {token}"))
             .context("the bearer token is not valid header text")?;
         metadata.insert("authorization", value);
@@ -68,10 +66,7 @@ pub fn build(config: &ZitadelConfig) -> anyhow::Result<Client> {
         metadata.insert(key, value);
     }
     let channel = endpoint.connect_lazy();
-    Ok(TelemetryServiceClient::with_interceptor(
-        channel,
-        AddMetadata(metadata),
-    ))
+    Ok(TelemetryServiceClient::with_interceptor(channel, AddMetadata(metadata)))
 }
 
 /// A request carrying `grpc-timeout`.
@@ -82,15 +77,9 @@ pub fn request<T>(message: T, timeout: Duration) -> Request<T> {
 }
 
 /// Awaits a call, turning a missed deadline into DEADLINE_EXCEEDED.
-pub async fn with_deadline<T>(
-    timeout: Duration,
-    call: impl Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
+pub async fn with_deadline<T>(timeout: Duration, call: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
     match tokio::time::timeout(timeout, call).await {
         Ok(result) => result,
-        Err(_) => Err(Status::deadline_exceeded(format!(
-            "no answer within {} ms",
-            timeout.as_millis()
-        ))),
+        Err(_) => Err(Status::deadline_exceeded(format!("no answer within {} ms", timeout.as_millis()))),
     }
 }

@@ -49,11 +49,7 @@ pub struct Delivery<'a> {
 
 impl Delivery<'_> {
     /// Delivers `pending`, calling `save` after every accepted call.
-    pub async fn run(
-        &mut self,
-        pending: &mut PendingReport,
-        mut save: impl FnMut(&PendingReport),
-    ) -> Result<(), Stop> {
+    pub async fn run(&mut self, pending: &mut PendingReport, mut save: impl FnMut(&PendingReport)) -> Result<(), Stop> {
         let mut restarted = false;
         loop {
             match self.attempt(pending, &mut save).await {
@@ -82,20 +78,12 @@ impl Delivery<'_> {
     ) -> Result<(), CallError> {
         // Without base information the first counts batch goes without a
         // report ID and the receiver issues one.
-        if let (None, 0, Some(base)) = (
-            &pending.report_id,
-            pending.batches_sent,
-            &pending.report.base,
-        ) {
+        if let (None, 0, Some(base)) = (&pending.report_id, pending.batches_sent, &pending.report.base) {
             let message = base_request(self.system_id, base);
             let response = self
                 .call(pending, |mut client, timeout| {
                     let message = message.clone();
-                    async move {
-                        client
-                            .report_base_information(request(message, timeout))
-                            .await
-                    }
+                    async move { client.report_base_information(request(message, timeout)).await }
                 })
                 .await?;
             pending.report_id = Some(response.report_id);
@@ -108,10 +96,7 @@ impl Delivery<'_> {
         while pending.batches_sent < total {
             let start = (pending.batches_sent * self.bulk_size).min(n);
             let end = (start + self.bulk_size).min(n);
-            let counts: Vec<pb::ResourceCount> = pending.report.counts[start..end]
-                .iter()
-                .map(count_message)
-                .collect();
+            let counts: Vec<pb::ResourceCount> = pending.report.counts[start..end].iter().map(count_message).collect();
             let message = pb::ReportResourceCountsRequest {
                 system_id: self.system_id.to_string(),
                 report_id: pending.report_id.clone(),
@@ -120,11 +105,7 @@ impl Delivery<'_> {
             let response = self
                 .call(pending, |mut client, timeout| {
                     let message = message.clone();
-                    async move {
-                        client
-                            .report_resource_counts(request(message, timeout))
-                            .await
-                    }
+                    async move { client.report_resource_counts(request(message, timeout)).await }
                 })
                 .await?;
             pending.report_id = Some(response.report_id);
@@ -135,11 +116,7 @@ impl Delivery<'_> {
     }
 
     /// One call under the retry policy.
-    async fn call<T, F, Fut>(
-        &mut self,
-        pending: &mut PendingReport,
-        mut f: F,
-    ) -> Result<T, CallError>
+    async fn call<T, F, Fut>(&mut self, pending: &mut PendingReport, mut f: F) -> Result<T, CallError>
     where
         F: FnMut(Client, Duration) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
@@ -149,15 +126,11 @@ impl Delivery<'_> {
         loop {
             attempt += 1;
             pending.attempts += 1;
-            let status =
-                match with_deadline(self.timeout, f(self.client.clone(), self.timeout)).await {
-                    Ok(response) => return Ok(response.into_inner()),
-                    Err(status) => status,
-                };
-            match self
-                .policy
-                .decide(status.code(), attempt, started.elapsed())
-            {
+            let status = match with_deadline(self.timeout, f(self.client.clone(), self.timeout)).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) => status,
+            };
+            match self.policy.decide(status.code(), attempt, started.elapsed()) {
                 Decision::Retry(wait) => {
                     tracing::debug!(
                         code = code_name(status.code()),
@@ -178,10 +151,7 @@ impl Delivery<'_> {
 }
 
 fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
 }
 
 /// The ReportBaseInformation request for `base`.

@@ -22,6 +22,7 @@ pub use deliver::{Delivery, Stop, base_request, count_message};
 use super::Sink;
 use crate::config::Stream;
 use crate::guard::Redacted;
+use crate::installation::ReportingSwitch;
 use crate::queue::{Outbox, PendingReport};
 use crate::report::Report;
 
@@ -43,25 +44,17 @@ pub struct ZitadelSink {
     system_id: String,
     client: Option<client::Client>,
     runtime: tokio::runtime::Runtime,
+    switch: ReportingSwitch,
     stats: ReporterStats,
 }
 
 impl ZitadelSink {
     /// Opens the outbox and prepares a lazily connecting client.
-    pub fn new(config: ZitadelConfig, state_dir: &Path) -> anyhow::Result<ZitadelSink> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+    pub fn new(config: ZitadelConfig, state_dir: &Path, switch: ReportingSwitch) -> anyhow::Result<ZitadelSink> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let outbox = Outbox::open(state_dir, &config.name)?;
         let system_id = crate::installation::system_id(state_dir)?;
-        Ok(ZitadelSink {
-            config,
-            outbox,
-            system_id,
-            client: None,
-            runtime,
-            stats: ReporterStats::default(),
-        })
+        Ok(ZitadelSink { config, outbox, system_id, client: None, runtime, switch, stats: ReporterStats::default() })
     }
 
     /// Counters.
@@ -78,7 +71,7 @@ impl ZitadelSink {
     /// first report that cannot be delivered now (later ones would fail the
     /// same way), leaving it and the rest for the next run.
     pub fn drain(&mut self) -> anyhow::Result<()> {
-        if crate::installation::reporting_stopped() {
+        if self.switch.stopped() {
             return Ok(());
         }
         if self.client.is_none() {
@@ -107,21 +100,15 @@ impl ZitadelSink {
                     tracing::info!(sink = %self.config.name, counts = pending.report.counts.len(), "report delivered");
                 }
                 Err(Stop::Rejected(status)) => {
-                    pending.last_error = Some(format!(
-                        "{}: {}",
-                        crate::retry::code_name(status.code()),
-                        status.message()
-                    ));
+                    pending.last_error =
+                        Some(format!("{}: {}", crate::retry::code_name(status.code()), status.message()));
                     let kept = outbox.reject(&path, &pending)?;
                     self.stats.rejected += 1;
                     tracing::error!(sink = %self.config.name, kept = %kept.display(), "the receiver refused the report as invalid ({}); kept for inspection, not retried", status.message());
                 }
                 Err(Stop::Deferred(status)) => {
-                    pending.last_error = Some(format!(
-                        "{}: {}",
-                        crate::retry::code_name(status.code()),
-                        status.message()
-                    ));
+                    pending.last_error =
+                        Some(format!("{}: {}", crate::retry::code_name(status.code()), status.message()));
                     outbox.update(&path, &pending)?;
                     self.stats.deferred += 1;
                     tracing::warn!(sink = %self.config.name, code = crate::retry::code_name(status.code()), "report not delivered now ({}); kept for the next run", status.message());

@@ -37,46 +37,27 @@ pub struct FieldChange {
 
 /// Validates findings against the batch; returns them grouped by field and
 /// sorted by start, or the reason the batch must fail closed.
-pub fn validate(
-    batch: &Batch,
-    mut findings: Vec<Finding>,
-) -> Result<BTreeMap<u32, Vec<Finding>>, GuestFailure> {
+pub fn validate(batch: &Batch, mut findings: Vec<Finding>) -> Result<BTreeMap<u32, Vec<Finding>>, GuestFailure> {
     let bad = |msg: String| Err(GuestFailure::InvalidFinding(msg));
     findings.sort_by_key(|f| (f.field, f.start));
     let mut grouped: BTreeMap<u32, Vec<Finding>> = BTreeMap::new();
     for f in findings {
         let Some(field) = batch.fields.get(f.field as usize) else {
-            return bad(format!(
-                "field index {} is out of range (batch has {} fields)",
-                f.field,
-                batch.fields.len()
-            ));
+            return bad(format!("field index {} is out of range (batch has {} fields)", f.field, batch.fields.len()));
         };
         let text = field_text(batch, f.field as usize);
         if f.start >= f.end {
-            return bad(format!(
-                "empty or reversed span {}..{} in field {}",
-                f.start, f.end, f.field
-            ));
+            return bad(format!("empty or reversed span {}..{} in field {}", f.start, f.end, f.field));
         }
         if f.end > field.text_len {
-            return bad(format!(
-                "span {}..{} is outside field {} ({} bytes)",
-                f.start, f.end, f.field, field.text_len
-            ));
+            return bad(format!("span {}..{} is outside field {} ({} bytes)", f.start, f.end, f.field, field.text_len));
         }
         if !text.is_char_boundary(f.start as usize) || !text.is_char_boundary(f.end as usize) {
-            return bad(format!(
-                "span {}..{} in field {} splits a UTF-8 character",
-                f.start, f.end, f.field
-            ));
+            return bad(format!("span {}..{} in field {} splits a UTF-8 character", f.start, f.end, f.field));
         }
         if f.rule_id.is_empty()
             || f.rule_id.len() > MAX_RULE_ID
-            || !f
-                .rule_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            || !f.rule_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         {
             return bad(format!(
                 "rule id {:?} is not 1-{MAX_RULE_ID} characters of [A-Za-z0-9._-]",
@@ -84,17 +65,11 @@ pub fn validate(
             ));
         }
         if f.replacement.len() > MAX_REPLACEMENT {
-            return bad(format!(
-                "replacement of rule {} is longer than {MAX_REPLACEMENT} bytes",
-                f.rule_id
-            ));
+            return bad(format!("replacement of rule {} is longer than {MAX_REPLACEMENT} bytes", f.rule_id));
         }
         let original = &text[f.start as usize..f.end as usize];
         if original.len() >= 4 && f.replacement.contains(original) {
-            return bad(format!(
-                "replacement of rule {} contains the text it replaces",
-                f.rule_id
-            ));
+            return bad(format!("replacement of rule {} contains the text it replaces", f.rule_id));
         }
         let list = grouped.entry(f.field).or_default();
         if let Some(prev) = list.last()
@@ -137,11 +112,7 @@ fn replace(text: &str, findings: &[Finding]) -> String {
 
 /// Applies validated findings to `events` (packed into `batch`), returning
 /// one [`FieldChange`] per changed field.
-pub fn apply(
-    events: &mut [Event],
-    batch: &Batch,
-    findings: &BTreeMap<u32, Vec<Finding>>,
-) -> Vec<FieldChange> {
+pub fn apply(events: &mut [Event], batch: &Batch, findings: &BTreeMap<u32, Vec<Finding>>) -> Vec<FieldChange> {
     let mut changes = Vec::new();
     // Field ranges per event: the fields of one event are contiguous.
     let mut next_field = 0usize;
@@ -150,19 +121,11 @@ pub fn apply(
         while next_field < batch.fields.len() && batch.fields[next_field].event as usize == index {
             next_field += 1;
         }
-        let has_findings = findings
-            .range(first as u32..next_field as u32)
-            .next()
-            .is_some();
+        let has_findings = findings.range(first as u32..next_field as u32).next().is_some();
         if !has_findings {
             continue;
         }
-        let mut walker = Walker {
-            findings,
-            cursor: first as u32,
-            event: index,
-            changes: &mut changes,
-        };
+        let mut walker = Walker { findings, cursor: first as u32, event: index, changes: &mut changes };
         for ((name, _), value) in STRING_FIELDS.iter().zip(event.string_fields_mut()) {
             if !value.is_empty()
                 && let Some(new) = walker.next_text(FieldPart::Value, name, value)
@@ -173,10 +136,7 @@ pub fn apply(
         let mut path = String::from("metadata");
         let metadata = std::mem::take(&mut event.metadata);
         event.metadata = walker.map(metadata, &mut path);
-        debug_assert_eq!(
-            walker.cursor as usize, next_field,
-            "apply walked a different number of fields than pack"
-        );
+        debug_assert_eq!(walker.cursor as usize, next_field, "apply walked a different number of fields than pack");
     }
     changes
 }
@@ -198,12 +158,7 @@ impl Walker<'_> {
         for f in list {
             *rules.entry(f.rule_id.clone()).or_insert(0) += 1;
         }
-        self.changes.push(FieldChange {
-            event: self.event,
-            path: path.to_string(),
-            part,
-            rules,
-        });
+        self.changes.push(FieldChange { event: self.event, path: path.to_string(), part, rules });
         Some(replace(text, list))
     }
 
@@ -260,8 +215,5 @@ fn unique_key(map: &Map<String, Value>, key: String) -> String {
     if !map.contains_key(&key) {
         return key;
     }
-    (2..)
-        .map(|n| format!("{key}#{n}"))
-        .find(|k| !map.contains_key(k))
-        .expect("some suffix is free")
+    (2..).map(|n| format!("{key}#{n}")).find(|k| !map.contains_key(k)).expect("some suffix is free")
 }

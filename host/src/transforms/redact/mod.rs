@@ -89,29 +89,18 @@ impl RedactionChain {
 
     /// Runs `events` (identified by `ids` in audit records) through every
     /// redactor. `batch` is scratch space reused between calls.
-    pub fn redact(
-        &self,
-        mut events: Vec<Event>,
-        ids: &[String],
-        batch: &mut Batch,
-    ) -> Result<Passed, Failed> {
+    pub fn redact(&self, mut events: Vec<Event>, ids: &[String], batch: &mut Batch) -> Result<Passed, Failed> {
         debug_assert_eq!(events.len(), ids.len());
         let original = events.clone();
         let mut passed = Passed::default();
         let now = Utc::now();
         for redactor in &self.redactors {
             pack(&events, batch);
-            let outcome = redactor
-                .find(batch)
-                .and_then(|findings| validate(batch, findings));
+            let outcome = redactor.find(batch).and_then(|findings| validate(batch, findings));
             let findings = match outcome {
                 Ok(findings) => findings,
                 Err(failure) => {
-                    return Err(Failed {
-                        events: original,
-                        module: redactor.name().to_string(),
-                        failure,
-                    });
+                    return Err(Failed { events: original, module: redactor.name().to_string(), failure });
                 }
             };
             if findings.is_empty() {
@@ -144,11 +133,7 @@ impl RedactionChain {
 
 /// An empty batch to reuse.
 pub fn new_batch() -> Batch {
-    Batch {
-        event_count: 0,
-        buffer: Vec::with_capacity(1 << 16),
-        fields: Vec::with_capacity(1024),
-    }
+    Batch { event_count: 0, buffer: Vec::with_capacity(1 << 16), fields: Vec::with_capacity(1024) }
 }
 
 #[cfg(test)]

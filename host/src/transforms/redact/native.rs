@@ -18,9 +18,7 @@ pub struct NativeRedactor {
 impl NativeRedactor {
     /// A native redactor with the given rules.
     pub fn new(rules: RuleSet) -> NativeRedactor {
-        NativeRedactor {
-            scanner: Scanner::new(rules),
-        }
+        NativeRedactor { scanner: Scanner::new(rules) }
     }
 }
 
@@ -38,14 +36,10 @@ impl FindingSource for NativeRedactor {
         let mut matches: Vec<Match> = Vec::new();
         for (index, field) in batch.fields.iter().enumerate() {
             let text = field_text(batch, index);
-            let path_bytes = &batch.buffer
-                [field.path_start as usize..(field.path_start + field.path_len) as usize];
+            let path_bytes = &batch.buffer[field.path_start as usize..(field.path_start + field.path_len) as usize];
             let path = std::str::from_utf8(path_bytes).unwrap_or("");
             matches.clear();
-            let ctx = FieldContext {
-                path,
-                is_key: field.part == FieldPart::Key,
-            };
+            let ctx = FieldContext { path, is_key: field.part == FieldPart::Key };
             self.scanner.scan(ctx, text, &mut matches);
             findings.extend(matches.iter().map(|m| Finding {
                 field: index as u32,

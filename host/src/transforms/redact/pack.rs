@@ -12,10 +12,7 @@ use crate::runtime::redactor::{Batch, Field, FieldPart};
 
 /// Appends a path segment for object key `key` to `path`.
 pub(super) fn push_key(path: &mut String, key: &str) {
-    let simple = !key.is_empty()
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let simple = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if simple {
         path.push('.');
         path.push_str(key);
@@ -39,10 +36,7 @@ pub fn pack(events: &[Event], batch: &mut Batch) {
     batch.event_count = events.len() as u32;
     let mut path = String::with_capacity(64);
     for (index, event) in events.iter().enumerate() {
-        let mut packer = Packer {
-            batch,
-            event: index as u32,
-        };
+        let mut packer = Packer { batch, event: index as u32 };
         for ((name, _), value) in STRING_FIELDS.iter().zip(event.string_fields()) {
             if !value.is_empty() {
                 packer.push(FieldPart::Value, name, value);

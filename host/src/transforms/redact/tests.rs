@@ -23,12 +23,7 @@ impl FindingSource for WordSource {
         for i in 0..batch.fields.len() {
             let text = apply::field_text(batch, i);
             for (start, _) in text.match_indices(self.0) {
-                out.push(finding(
-                    i as u32,
-                    start as u32,
-                    (start + self.0.len()) as u32,
-                    "<W>",
-                ));
+                out.push(finding(i as u32, start as u32, (start + self.0.len()) as u32, "<W>"));
             }
         }
         Ok(out)
@@ -51,13 +46,7 @@ impl FindingSource for Fixed {
 }
 
 fn finding(field: u32, start: u32, end: u32, replacement: &str) -> Finding {
-    Finding {
-        field,
-        start,
-        end,
-        rule_id: "word".into(),
-        replacement: replacement.into(),
-    }
+    Finding { field, start, end, rule_id: "word".into(), replacement: replacement.into() }
 }
 
 fn event(json: serde_json::Value) -> Event {
@@ -98,24 +87,9 @@ fn numbers_with_findings_become_strings() {
 fn audit_paths_never_contain_redacted_keys() {
     let e = event(json!({"metadata": {"pii-key": {"inner": "pii value"}}}));
     let passed = run(WordSource("pii"), vec![e]).unwrap();
-    let paths: Vec<_> = passed
-        .audit
-        .iter()
-        .map(|a| (a.field_path.as_str(), a.part))
-        .collect();
-    assert_eq!(
-        paths,
-        [
-            ("metadata", "key"),
-            ("metadata[\"<W>-key\"].inner", "value")
-        ]
-    );
-    assert!(
-        passed
-            .audit
-            .iter()
-            .all(|a| a.event_id == "t:0" && a.module == "word" && a.count == 1)
-    );
+    let paths: Vec<_> = passed.audit.iter().map(|a| (a.field_path.as_str(), a.part)).collect();
+    assert_eq!(paths, [("metadata", "key"), ("metadata[\"<W>-key\"].inner", "value")]);
+    assert!(passed.audit.iter().all(|a| a.event_id == "t:0" && a.module == "word" && a.count == 1));
 }
 
 #[test]
@@ -139,38 +113,17 @@ fn colliding_redacted_keys_stay_distinct() {
 
 #[test]
 fn invalid_findings_fail_the_batch_closed() {
-    let events = vec![
-        event(json!({"orgId": "añb", "userId": "pii"})),
-        event(json!({"orgId": "x"})),
-    ];
+    let events = vec![event(json!({"orgId": "añb", "userId": "pii"})), event(json!({"orgId": "x"}))];
     let cases = [
         (vec![finding(0, 0, 9, "<X>")], "outside"),
         (vec![finding(0, 0, 2, "<X>")], "splits"),
-        (
-            vec![finding(1, 0, 2, "<X>"), finding(1, 1, 3, "<X>")],
-            "overlap",
-        ),
+        (vec![finding(1, 0, 2, "<X>"), finding(1, 1, 3, "<X>")], "overlap"),
         (vec![finding(9, 0, 1, "<X>")], "out of range"),
         (vec![finding(0, 2, 1, "<X>")], "reversed"),
         (vec![finding(1, 0, 0, "<X>")], "empty"),
+        (vec![Finding { field: 0, start: 0, end: 1, rule_id: "bad id!".into(), replacement: "x".into() }], "rule id"),
         (
-            vec![Finding {
-                field: 0,
-                start: 0,
-                end: 1,
-                rule_id: "bad id!".into(),
-                replacement: "x".into(),
-            }],
-            "rule id",
-        ),
-        (
-            vec![Finding {
-                field: 0,
-                start: 0,
-                end: 4,
-                rule_id: "r".into(),
-                replacement: "<añb>".into(),
-            }],
+            vec![Finding { field: 0, start: 0, end: 4, rule_id: "r".into(), replacement: "<añb>".into() }],
             "contains the text",
         ),
     ];
@@ -179,10 +132,7 @@ fn invalid_findings_fail_the_batch_closed() {
         assert_eq!(failed.events, events, "the input comes back untouched");
         assert_eq!(failed.module, "fixed");
         let reason = failed.failure.to_string();
-        assert!(
-            reason.contains(expected),
-            "{reason} should mention {expected}"
-        );
+        assert!(reason.contains(expected), "{reason} should mention {expected}");
     }
 }
 
@@ -196,17 +146,8 @@ fn events_without_findings_are_unchanged() {
 
 #[test]
 fn chain_applies_redactors_in_order() {
-    let chain = RedactionChain::new(vec![
-        Arc::new(WordSource("ab")),
-        Arc::new(WordSource("<W>c")),
-    ]);
-    let passed = chain
-        .redact(
-            vec![event(json!({"orgId": "abc"}))],
-            &["t:0".into()],
-            &mut new_batch(),
-        )
-        .unwrap();
+    let chain = RedactionChain::new(vec![Arc::new(WordSource("ab")), Arc::new(WordSource("<W>c"))]);
+    let passed = chain.redact(vec![event(json!({"orgId": "abc"}))], &["t:0".into()], &mut new_batch()).unwrap();
     assert_eq!(passed.events[0].event().org_id, "<W>");
     assert_eq!(passed.audit.len(), 2);
 }
