@@ -8,3 +8,4 @@ mod collector;
 mod common;
 mod hostile;
 mod redactor_pii;
+mod reporting;

@@ -189,6 +189,11 @@ impl ReceiverStore {
         self.lock().query_row("SELECT COALESCE(SUM(batches), 0) FROM reports", [], |r| r.get(0)).map_err(db_error)
     }
 
+    /// Reports issued so far.
+    pub fn reports(&self) -> Result<u64, String> {
+        self.lock().query_row("SELECT COUNT(*) FROM reports", [], |r| r.get(0)).map_err(db_error)
+    }
+
     /// Every system with its instances and latest counts.
     pub fn systems(&self) -> Result<Vec<SystemSummary>, String> {
         let conn = self.lock();

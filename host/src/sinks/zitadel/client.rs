@@ -76,9 +76,15 @@ pub fn request<T>(message: T, timeout: Duration) -> Request<T> {
     request
 }
 
-/// Awaits a call, turning a missed deadline into DEADLINE_EXCEEDED.
+/// Awaits a call, turning a missed deadline into DEADLINE_EXCEEDED. (A
+/// tonic server that enforces `grpc-timeout` answers CANCELLED "Timeout
+/// expired"; that is a missed deadline too.)
 pub async fn with_deadline<T>(timeout: Duration, call: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+    let started = std::time::Instant::now();
     match tokio::time::timeout(timeout, call).await {
+        Ok(Err(status)) if status.code() == tonic::Code::Cancelled && started.elapsed() >= timeout.mul_f32(0.9) => Err(
+            Status::deadline_exceeded(format!("no answer within {} ms ({})", timeout.as_millis(), status.message())),
+        ),
         Ok(result) => result,
         Err(_) => Err(Status::deadline_exceeded(format!("no answer within {} ms", timeout.as_millis()))),
     }

@@ -75,6 +75,8 @@ impl ZitadelSink {
             return Ok(());
         }
         if self.client.is_none() {
+            // The lazily connecting channel spawns its worker on this runtime.
+            let _runtime = self.runtime.enter();
             self.client = Some(client::build(&self.config)?);
         }
         let client = self.client.as_ref().expect("client was just built");
