@@ -9,3 +9,4 @@ mod common;
 mod hostile;
 mod redactor_pii;
 mod reporting;
+mod reporting_e2e;
