@@ -7,6 +7,7 @@ mod cli;
 mod collector;
 mod common;
 mod hostile;
+mod http_report;
 mod redactor_pii;
 mod reporting;
 mod reporting_e2e;

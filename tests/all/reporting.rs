@@ -120,13 +120,13 @@ fn reporter_delivers_to_the_receiver_with_report_id_chaining() {
 
 /// What a scripted server answers, per RPC, in order (then OK).
 #[derive(Default)]
-struct Script {
-    base: Mutex<VecDeque<Code>>,
-    counts: Mutex<VecDeque<Code>>,
-    slow_counts: Mutex<VecDeque<Duration>>,
-    base_calls: AtomicUsize,
-    counts_calls: AtomicUsize,
-    accepted_counts: AtomicUsize,
+pub struct Script {
+    pub base: Mutex<VecDeque<Code>>,
+    pub counts: Mutex<VecDeque<Code>>,
+    pub slow_counts: Mutex<VecDeque<Duration>>,
+    pub base_calls: AtomicUsize,
+    pub counts_calls: AtomicUsize,
+    pub accepted_counts: AtomicUsize,
 }
 
 struct Scripted(Arc<Script>);
@@ -162,7 +162,7 @@ impl TelemetryService for Scripted {
     }
 }
 
-fn start_scripted(rt: &tokio::runtime::Runtime, script: Arc<Script>) -> SocketAddr {
+pub fn start_scripted(rt: &tokio::runtime::Runtime, script: Arc<Script>) -> SocketAddr {
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     rt.spawn(
