@@ -94,6 +94,12 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Resource counts reported over loopback to the receiver, bulk 100 and 1000.
+    Report {
+        /// Number of organizations (one count each).
+        #[arg(long, default_value_t = 10_000)]
+        orgs: usize,
+    },
     /// WASM redaction vs the same rules compiled natively.
     Redact {
         /// Number of synthetic events.
@@ -147,6 +153,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             eprintln!("{}: ok", config.display());
             Ok(())
         }
+        Command::Bench { which: Bench::Report { orgs } } => wasmtel::bench::report::run(orgs),
         Command::Bench { which: Bench::Redact { events, batch } } => {
             wasmtel::bench::redact::run(events, batch)?;
             Ok(())

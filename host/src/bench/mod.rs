@@ -2,4 +2,5 @@
 //! baseline measured in the same run. Timing lives here, never in tests.
 
 pub mod redact;
+pub mod report;
 pub mod synthetic;

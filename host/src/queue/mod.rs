@@ -4,9 +4,12 @@
 //! loses one. Progress (report ID, batches sent) is saved after every
 //! accepted batch so a later run resumes instead of starting over.
 //!
-//! Layout: `<state_dir>/outbox/<sink>/pending/*.json` (oldest first by name)
-//! and `.../rejected/*.json` (refused as invalid: kept for inspection, not
-//! retried). Writes are atomic (temporary file + rename).
+//! Layout: `<state_dir>/outbox/<sink>/pending/*.json` (oldest first by name;
+//! the report, written once) each with a small `*.progress` file beside it
+//! (rewritten after every accepted batch, so progress costs the same for a
+//! report of ten counts or ten thousand), and `.../rejected/*.json` (refused
+//! as invalid: kept for inspection, not retried). Writes are atomic
+//! (temporary file + rename).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +32,16 @@ pub struct PendingReport {
     pub attempts: u32,
     /// Why the last delivery stopped, if it did.
     pub last_error: Option<String>,
+}
+
+/// The part of a [`PendingReport`] that changes during delivery.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Progress {
+    report_id: Option<String>,
+    batches_sent: usize,
+    attempts: u32,
+    last_error: Option<String>,
 }
 
 impl PendingReport {
@@ -68,6 +81,7 @@ impl Outbox {
             std::process::id()
         );
         let path = self.pending.join(name);
+        write_atomic(&path, &serde_json::to_vec(&item.report)?)?;
         self.update(&path, item)?;
         Ok(path)
     }
@@ -82,30 +96,52 @@ impl Outbox {
         Ok(files)
     }
 
-    /// Reads one pending report.
+    /// Reads one pending report with its progress.
     pub fn load(&self, path: &Path) -> std::io::Result<PendingReport> {
-        let text = std::fs::read_to_string(path)?;
-        serde_json::from_str(&text)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+        let invalid = |e: serde_json::Error| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+        };
+        let report = serde_json::from_slice(&std::fs::read(path)?).map_err(invalid)?;
+        let progress: Progress = match std::fs::read(path.with_extension("progress")) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(invalid)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Progress::default(),
+            Err(e) => return Err(e),
+        };
+        Ok(PendingReport {
+            report,
+            report_id: progress.report_id,
+            batches_sent: progress.batches_sent,
+            attempts: progress.attempts,
+            last_error: progress.last_error,
+        })
     }
 
-    /// Saves progress, atomically.
+    /// Saves delivery progress (not the report, which does not change), atomically.
     pub fn update(&self, path: &Path, item: &PendingReport) -> std::io::Result<()> {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(item)?)?;
-        std::fs::rename(&tmp, path)
+        let progress = Progress {
+            report_id: item.report_id.clone(),
+            batches_sent: item.batches_sent,
+            attempts: item.attempts,
+            last_error: item.last_error.clone(),
+        };
+        write_atomic(&path.with_extension("progress"), &serde_json::to_vec(&progress)?)
     }
 
     /// Removes a delivered report.
     pub fn complete(&self, path: &Path) -> std::io::Result<()> {
-        std::fs::remove_file(path)
+        std::fs::remove_file(path)?;
+        match std::fs::remove_file(path.with_extension("progress")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
-    /// Moves a report the receiver refused as invalid to `rejected/`, with the reason.
+    /// Moves a report the receiver refused as invalid to `rejected/`
+    /// (report and progress in one file, with the reason).
     pub fn reject(&self, path: &Path, item: &PendingReport) -> std::io::Result<PathBuf> {
         let target = self.rejected.join(path.file_name().unwrap_or_default());
-        self.update(&target, item)?;
-        std::fs::remove_file(path)?;
+        write_atomic(&target, &serde_json::to_vec_pretty(item)?)?;
+        self.complete(path)?;
         Ok(target)
     }
 
@@ -116,4 +152,11 @@ impl Outbox {
         files.sort();
         Ok(files)
     }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
