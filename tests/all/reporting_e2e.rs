@@ -27,6 +27,14 @@ impl Drop for Guard {
     }
 }
 
+/// Reports waiting in the zitadel sink's outbox.
+fn pending_reports(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("state/outbox/zitadel/pending"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+        .count()
+}
+
 fn free_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
@@ -149,7 +157,7 @@ fn receive_and_run_processes_over_tls_with_a_token() {
     let out =
         wasmtel().args(["run", "--once", "--config"]).arg(&config).env("TEST_REPORT_TOKEN", "wrong").output().unwrap();
     assert!(out.status.success());
-    let pending = std::fs::read_dir(dir.path().join("state/outbox/zitadel/pending")).unwrap().count();
+    let pending = pending_reports(dir.path());
     assert_eq!(pending, 1, "{}", String::from_utf8_lossy(&out.stderr));
     // Without the CA the TLS handshake fails: kept as well, never an error for the run.
     let plain = run_config(dir.path(), "no-ca.toml", &endpoint, "bearer_token_env = \"TEST_REPORT_TOKEN\"");
@@ -160,7 +168,7 @@ fn receive_and_run_processes_over_tls_with_a_token() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let pending = std::fs::read_dir(dir.path().join("state/outbox/zitadel/pending")).unwrap().count();
+    let pending = pending_reports(dir.path());
     assert_eq!(pending, 2);
     // With the right settings, the next run delivers what was kept.
     let out = wasmtel()
@@ -170,7 +178,7 @@ fn receive_and_run_processes_over_tls_with_a_token() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let pending = std::fs::read_dir(dir.path().join("state/outbox/zitadel/pending")).unwrap().count();
+    let pending = pending_reports(dir.path());
     assert_eq!(pending, 0, "{}", String::from_utf8_lossy(&out.stderr));
 }
 
