@@ -19,6 +19,7 @@ pub mod bench;
 pub mod config;
 pub mod datasource;
 pub mod dead_letter;
+pub mod devtools;
 pub mod event;
 pub mod guard;
 pub mod installation;

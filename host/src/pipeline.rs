@@ -250,17 +250,24 @@ impl Pipeline {
                 for (rule, n) in passed.findings_per_rule {
                     *self.stats.findings.entry(rule).or_default() += n;
                 }
+                let mut delivered = vec![true; passed.events.len()];
                 for sink in self.sinks.iter_mut().filter(|s| s.accepts(Stream::Events)) {
-                    if let Err(e) = sink.send_events(&passed.events) {
-                        // The sink did not take them: keep them (redacted) with the reason.
-                        let reason = format!("sink {} failed: {e}", sink.name());
-                        for (event, id) in passed.events.iter().zip(&ids) {
-                            self.dead.record(Stage::Sink, sink.name(), &reason, id, event.event().to_json())?;
+                    let refused = match sink.send_events(&passed.events) {
+                        Ok(refused) => refused,
+                        Err(e) => {
+                            (0..passed.events.len()).map(|i| (i, format!("sink {} failed: {e}", sink.name()))).collect()
                         }
-                        self.stats.dead_sink += passed.events.len() as u64;
+                    };
+                    // What a sink did not take is kept (redacted) with the reason.
+                    for (i, reason) in refused {
+                        if let (Some(event), Some(id)) = (passed.events.get(i), ids.get(i)) {
+                            self.dead.record(Stage::Sink, sink.name(), &reason, id, event.event().to_json())?;
+                            self.stats.dead_sink += 1;
+                            delivered[i] = false;
+                        }
                     }
                 }
-                self.stats.events_out += passed.events.len() as u64;
+                self.stats.events_out += delivered.iter().filter(|d| **d).count() as u64;
             }
             Err(failed) => {
                 tracing::warn!(module = %failed.module, kind = failed.failure.kind(), events = failed.events.len(), "redaction failed closed: {}", failed.failure);

@@ -7,3 +7,10 @@
 pub mod zitadel {
     tonic::include_proto!("zitadel.analytics.v2beta");
 }
+
+/// `logproto`: Loki's push request, sent by the Loki sink and decoded by the
+/// Loki stand-in used in tests and benchmarks.
+#[allow(missing_docs, clippy::all)]
+pub mod logproto {
+    tonic::include_proto!("logproto");
+}

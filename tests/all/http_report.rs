@@ -87,7 +87,10 @@ fn posts_the_report_and_retries_server_errors() {
     assert_eq!(body["metadata"]["collector"], "test", "the report's own value wins on a shared key");
     assert_eq!(body["metadata"]["counts"].as_array().unwrap().len(), 3);
     assert_eq!(body["metadata"]["base"]["version"], "v9.9.9");
-    assert!(std::fs::read_dir(dir.path().join("outbox/http_report/pending")).unwrap().next().is_none(), "nothing left behind");
+    assert!(
+        std::fs::read_dir(dir.path().join("outbox/http_report/pending")).unwrap().next().is_none(),
+        "nothing left behind"
+    );
 }
 
 #[test]

@@ -266,6 +266,8 @@ pub enum Sink {
         #[serde(default = "default_streams")]
         streams: Vec<Stream>,
     },
+    /// Grafana Loki (events only).
+    Loki(crate::sinks::loki::LokiConfig),
     /// The ZITADEL-compatible gRPC TelemetryService (reports only).
     Zitadel(crate::sinks::zitadel::ZitadelConfig),
     /// An HTTP JSON endpoint (Scout/Metriton style; reports only).

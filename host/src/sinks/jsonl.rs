@@ -50,12 +50,12 @@ impl Sink for JsonlSink {
         self.streams.contains(&stream)
     }
 
-    fn send_events(&mut self, events: &[Redacted]) -> std::io::Result<()> {
+    fn send_events(&mut self, events: &[Redacted]) -> std::io::Result<super::Refused> {
         for e in events {
             serde_json::to_writer(&mut self.out, &e.event().to_json())?;
             self.out.write_all(b"\n")?;
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     fn send_report(&mut self, report: &Report) -> std::io::Result<()> {

@@ -5,6 +5,7 @@
 
 pub mod http_report;
 pub mod jsonl;
+pub mod loki;
 pub mod zitadel;
 
 use std::path::Path;
@@ -13,14 +14,19 @@ use crate::config::{self, Stream};
 use crate::guard::Redacted;
 use crate::report::Report;
 
+/// Events a sink refused: index into the batch and the reason.
+pub type Refused = Vec<(usize, String)>;
+
 /// A delivery target.
 pub trait Sink: Send {
     /// Name for logs and summaries.
     fn name(&self) -> &str;
     /// Whether it takes events, reports, or both.
     fn accepts(&self, stream: Stream) -> bool;
-    /// Delivers events (in order).
-    fn send_events(&mut self, events: &[Redacted]) -> std::io::Result<()>;
+    /// Delivers events (in order). `Err` means none were delivered; `Ok`
+    /// lists the ones the destination refused (index into `events`, reason),
+    /// which the caller dead-letters.
+    fn send_events(&mut self, events: &[Redacted]) -> std::io::Result<Refused>;
     /// Delivers one report.
     fn send_report(&mut self, report: &Report) -> std::io::Result<()>;
     /// Pushes anything buffered out.
@@ -40,6 +46,7 @@ pub fn build(configs: &[config::Sink], state_dir: &Path, opt_out: Option<&str>) 
             config::Sink::Jsonl { path, streams } => {
                 sinks.push(Box::new(jsonl::JsonlSink::file(path, streams.clone())?))
             }
+            config::Sink::Loki(l) => sinks.push(Box::new(loki::LokiSink::new(l.clone())?)),
             config::Sink::Zitadel(_) | config::Sink::HttpReport(_) if opt_out.is_some() => skipped += 1,
             config::Sink::Zitadel(z) => {
                 sinks.push(Box::new(zitadel::ZitadelSink::new(z.clone(), state_dir, switch.clone())?))

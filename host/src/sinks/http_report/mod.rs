@@ -199,8 +199,8 @@ impl Sink for HttpReportSink {
         stream == Stream::Reports
     }
 
-    fn send_events(&mut self, _events: &[Redacted]) -> std::io::Result<()> {
-        Ok(())
+    fn send_events(&mut self, _events: &[Redacted]) -> std::io::Result<crate::sinks::Refused> {
+        Ok(Vec::new())
     }
 
     fn send_report(&mut self, report: &Report) -> std::io::Result<()> {

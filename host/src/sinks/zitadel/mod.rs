@@ -131,8 +131,8 @@ impl Sink for ZitadelSink {
         stream == Stream::Reports
     }
 
-    fn send_events(&mut self, _events: &[Redacted]) -> std::io::Result<()> {
-        Ok(())
+    fn send_events(&mut self, _events: &[Redacted]) -> std::io::Result<crate::sinks::Refused> {
+        Ok(Vec::new())
     }
 
     fn send_report(&mut self, report: &Report) -> std::io::Result<()> {
