@@ -114,6 +114,9 @@ struct Incoming {
     structured: Vec<(String, String)>,
 }
 
+/// Streams (label text, entries) decoded from a push, or the answer to give.
+type Decoded = Result<Vec<(String, Vec<Incoming>)>, (StatusCode, String)>;
+
 fn bad(msg: impl Into<String>) -> (StatusCode, String) {
     (StatusCode::BAD_REQUEST, msg.into())
 }
@@ -197,7 +200,7 @@ pub fn handle(state: &mut State, headers: &HeaderMap, body: &[u8]) -> (StatusCod
     bad(reasons.join("\n"))
 }
 
-fn decode_protobuf(raw: &[u8]) -> Result<Vec<(String, Vec<Incoming>)>, (StatusCode, String)> {
+fn decode_protobuf(raw: &[u8]) -> Decoded {
     let decoded = snap::raw::Decoder::new().decompress_vec(raw).map_err(|e| bad(format!("snappy: {e}")))?;
     let request = logproto::PushRequest::decode(&decoded[..]).map_err(|e| bad(format!("protobuf: {e}")))?;
     Ok(request
@@ -221,7 +224,7 @@ fn decode_protobuf(raw: &[u8]) -> Result<Vec<(String, Vec<Incoming>)>, (StatusCo
         .collect())
 }
 
-fn decode_json(raw: &[u8]) -> Result<Vec<(String, Vec<Incoming>)>, (StatusCode, String)> {
+fn decode_json(raw: &[u8]) -> Decoded {
     let value: serde_json::Value = serde_json::from_slice(raw).map_err(|e| bad(format!("JSON: {e}")))?;
     let streams = value.get("streams").and_then(|s| s.as_array()).ok_or_else(|| bad("JSON: missing streams"))?;
     let mut out = Vec::new();
