@@ -37,6 +37,7 @@ pub mod sources;
 pub mod stats;
 pub mod transforms;
 pub mod vectors;
+pub mod worker;
 
 /// Paths (and, for builtins, bytes) of the guest components built by
 /// `host/build.rs` from `guest/`.

@@ -70,6 +70,12 @@ enum Command {
         #[arg(long)]
         db: Option<PathBuf>,
     },
+    /// Consume a Kafka topic in a consumer group and push the events to Loki.
+    Worker {
+        /// A config file with a `[worker]` section and at least one `[[redactors]]`.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// List what a receiver has stored.
     Reports {
         /// The receiver's SQLite file.
@@ -147,6 +153,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             runtime.block_on(wasmtel::receiver::run(&receiver))
         }
         Command::Reports { db, json } => print_reports(&db, json),
+        Command::Worker { config } => worker(&config::load(&config)?),
         Command::Check { config } => {
             let loaded = config::load(&config)?;
             Pipeline::build(&loaded)?;
@@ -223,6 +230,33 @@ fn print_reports(db: &Path, json: bool) -> anyhow::Result<()> {
             println!("  {resource:<16} {table:<12} {parents:>8} {total:>10}  {}", wasmtel::event::format_time(updated));
         }
     }
+    Ok(())
+}
+
+fn worker(loaded: &LoadedConfig) -> anyhow::Result<()> {
+    let file = &loaded.file;
+    let Some(worker) = &loaded.config.worker else {
+        return Err(config::ConfigError::new(
+            file,
+            "worker",
+            "`wasmtel worker` needs a [worker] section (brokers, topic, [worker.loki])",
+        )
+        .into());
+    };
+    if loaded.config.redactors.is_empty() {
+        return Err(config::ConfigError::new(file, "redactors", "the worker redacts what it reads (a topic may carry events from other producers): add a [[redactors]] entry, e.g. module = \"builtin:redactor-pii\"").into());
+    }
+    std::fs::create_dir_all(&loaded.config.state_dir)?;
+    let runtime = wasmtel::pipeline::runtime_for(loaded)?;
+    let chain = wasmtel::pipeline::redaction_chain(loaded, &runtime)?;
+    let mut dead = wasmtel::dead_letter::DeadLetters::open(&loaded.config.state_dir)?;
+    let tokio = tokio::runtime::Runtime::new()?;
+    let stats =
+        tokio.block_on(wasmtel::worker::run(worker, &chain, &mut dead, wasmtel::receiver::shutdown_signal()))?;
+    eprintln!(
+        "wasmtel worker: consumed {}, delivered {}, dead-lettered {}, commits {}",
+        stats.consumed, stats.delivered, stats.dead_lettered, stats.commits
+    );
     Ok(())
 }
 

@@ -68,6 +68,40 @@ fn module_config(
     Ok(out)
 }
 
+/// The sandbox runtime for a config: the compiled-module cache in the state
+/// folder, the pool sized for the largest memory cap.
+pub fn runtime_for(loaded: &LoadedConfig) -> anyhow::Result<Arc<Runtime>> {
+    let config = &loaded.config;
+    let max_memory = config
+        .redactors
+        .iter()
+        .map(|r| r.limits.apply(config.limits).memory_mib)
+        .chain(config.collectors.iter().map(|c| c.limits.apply(config.limits).memory_mib))
+        .max()
+        .unwrap_or(config.limits.memory_mib);
+    Runtime::new(RuntimeOptions {
+        cache_dir: Some(config.state_dir.join("cache")),
+        max_memory_mib: max_memory,
+        ..RuntimeOptions::default()
+    })
+}
+
+/// The configured `[[redactors]]`, loaded, as a chain.
+pub fn redaction_chain(loaded: &LoadedConfig, runtime: &Arc<Runtime>) -> anyhow::Result<RedactionChain> {
+    let (config, file) = (&loaded.config, loaded.file.as_path());
+    let mut redactors: Vec<Arc<dyn FindingSource>> = Vec::new();
+    for (i, r) in config.redactors.iter().enumerate() {
+        let key = format!("redactors[{i}]");
+        let values = module_config(file, &key, &r.config, &r.config_from_env)?;
+        let source = ModuleSource::resolve(&r.name, &r.module, r.sha256.as_deref())
+            .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
+        let module = RedactorModule::new(runtime.clone(), source, r.limits.apply(config.limits), values)
+            .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
+        redactors.push(Arc::new(module));
+    }
+    Ok(RedactionChain::new(redactors))
+}
+
 impl Pipeline {
     /// Loads modules, opens data sources, sinks, the audit trail and the
     /// dead-letter store.
@@ -78,29 +112,8 @@ impl Pipeline {
         }
         std::fs::create_dir_all(&config.state_dir)
             .with_context(|| format!("cannot create the state folder {}", config.state_dir.display()))?;
-        let max_memory = config
-            .redactors
-            .iter()
-            .map(|r| r.limits.apply(config.limits).memory_mib)
-            .chain(config.collectors.iter().map(|c| c.limits.apply(config.limits).memory_mib))
-            .max()
-            .unwrap_or(config.limits.memory_mib);
-        let runtime = Runtime::new(RuntimeOptions {
-            cache_dir: Some(config.state_dir.join("cache")),
-            max_memory_mib: max_memory,
-            ..RuntimeOptions::default()
-        })?;
-
-        let mut redactors: Vec<Arc<dyn FindingSource>> = Vec::new();
-        for (i, r) in config.redactors.iter().enumerate() {
-            let key = format!("redactors[{i}]");
-            let values = module_config(file, &key, &r.config, &r.config_from_env)?;
-            let source = ModuleSource::resolve(&r.name, &r.module, r.sha256.as_deref())
-                .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
-            let module = RedactorModule::new(runtime.clone(), source, r.limits.apply(config.limits), values)
-                .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
-            redactors.push(Arc::new(module));
-        }
+        let runtime = runtime_for(loaded)?;
+        let chain = redaction_chain(loaded, &runtime)?;
         let batch_size =
             config.redactors.iter().map(|r| r.batch_size).min().unwrap_or(crate::config::DEFAULT_BATCH_SIZE);
 
@@ -127,7 +140,7 @@ impl Pipeline {
         }
 
         Ok(Pipeline {
-            chain: RedactionChain::new(redactors),
+            chain,
             batch_size,
             unknown_fields: config.events.as_ref().map(|e| e.unknown_fields).unwrap_or_default(),
             collectors,

@@ -43,6 +43,9 @@ pub struct Config {
     /// Reporting switches.
     #[serde(default)]
     pub reporting: Reporting,
+    /// `wasmtel worker` settings (Kafka → Loki).
+    #[serde(default)]
+    pub worker: Option<crate::worker::WorkerConfig>,
     /// `wasmtel receive` settings.
     #[serde(default)]
     pub receiver: Option<crate::receiver::ReceiverConfig>,
@@ -266,6 +269,8 @@ pub enum Sink {
         #[serde(default = "default_streams")]
         streams: Vec<Stream>,
     },
+    /// A Kafka topic (events only).
+    Kafka(crate::sinks::kafka::KafkaConfig),
     /// Grafana Loki (events only).
     Loki(crate::sinks::loki::LokiConfig),
     /// The ZITADEL-compatible gRPC TelemetryService (reports only).

@@ -1,10 +1,11 @@
 //! Where redacted events and reports go. Every sink takes only
-//! [`Redacted`](crate::guard::Redacted) events. Sinks: [`jsonl`] (a file,
-//! or standard output), [`zitadel`] (gRPC TelemetryService reporter) and
-//! [`http_report`] (HTTP JSON reporter).
+//! [`Redacted`](crate::guard::Redacted) events. Event sinks: [`jsonl`] (a
+//! file, or standard output), [`kafka`], [`loki`]. Report sinks: [`zitadel`]
+//! (gRPC TelemetryService reporter) and [`http_report`] (HTTP JSON reporter).
 
 pub mod http_report;
 pub mod jsonl;
+pub mod kafka;
 pub mod loki;
 pub mod zitadel;
 
@@ -46,6 +47,7 @@ pub fn build(configs: &[config::Sink], state_dir: &Path, opt_out: Option<&str>) 
             config::Sink::Jsonl { path, streams } => {
                 sinks.push(Box::new(jsonl::JsonlSink::file(path, streams.clone())?))
             }
+            config::Sink::Kafka(k) => sinks.push(Box::new(kafka::KafkaSink::new(k.clone())?)),
             config::Sink::Loki(l) => sinks.push(Box::new(loki::LokiSink::new(l.clone())?)),
             config::Sink::Zitadel(_) | config::Sink::HttpReport(_) if opt_out.is_some() => skipped += 1,
             config::Sink::Zitadel(z) => {
