@@ -100,6 +100,27 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// The Kafka sink (redaction off and on) vs a bare rdkafka producer, same broker.
+    Kafka {
+        /// `bootstrap.servers` (start one with `scripts/kafka-broker start DIR PORT TOPIC`).
+        #[arg(long)]
+        brokers: String,
+        /// An existing topic.
+        #[arg(long, default_value = "bench")]
+        topic: String,
+        /// Number of synthetic events.
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        /// Events per sink call (the redactor batch size in a run).
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+    },
+    /// Loki pushes to the stand-in: snappy protobuf vs JSON.
+    Loki {
+        /// Number of synthetic events.
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+    },
     /// Resource counts reported over loopback to the receiver, bulk 100 and 1000.
     Report {
         /// Number of organizations (one count each).
@@ -160,6 +181,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             eprintln!("{}: ok", config.display());
             Ok(())
         }
+        Command::Bench { which: Bench::Kafka { brokers, topic, events, batch } } => {
+            wasmtel::bench::delivery::kafka(&brokers, &topic, events, batch)
+        }
+        Command::Bench { which: Bench::Loki { events } } => wasmtel::bench::delivery::loki(events),
         Command::Bench { which: Bench::Report { orgs } } => wasmtel::bench::report::run(orgs),
         Command::Bench { which: Bench::Redact { events, batch } } => {
             wasmtel::bench::redact::run(events, batch)?;

@@ -182,3 +182,24 @@ fn the_stand_in_validates_like_loki() {
     assert!(s.lines().contains(&"c"), "the valid entry of a partially refused request is stored");
     assert_eq!(handle(&mut s, &headers(Some("application/x-protobuf")), b"not snappy").0, StatusCode::BAD_REQUEST);
 }
+
+#[test]
+fn the_grafana_dashboard_queries_the_wasmtel_streams() {
+    let text = std::fs::read_to_string(repo().join("dashboards/wasmtel-loki.json")).unwrap();
+    let dashboard: Value = serde_json::from_str(&text).unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 4);
+    for panel in panels {
+        assert_eq!(panel["datasource"]["type"], "loki", "{}", panel["title"]);
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            assert!(expr.contains(r#"{job="$job""#), "{expr}");
+            // Only labels the sink sets are used as stream selectors.
+            for label in ["user_id", "session_id", "device_id"] {
+                assert!(!expr.contains(&format!("{label}=")), "{expr}");
+            }
+        }
+    }
+    let titles: Vec<&str> = panels.iter().map(|p| p["title"].as_str().unwrap()).collect();
+    assert!(titles.iter().any(|t| t.contains("by event type")) && titles.iter().any(|t| t.contains("by rule")) && titles.iter().any(|t| t.contains("Errors")));
+}

@@ -1,0 +1,139 @@
+//! `wasmtel bench kafka` and `wasmtel bench loki`: delivery throughput.
+//!
+//! Kafka: the same synthetic events produced (a) by a bare rdkafka producer
+//! with the sink's exact settings (no wasmtel pipeline), (b) through the
+//! Kafka sink with redaction off, (c) through redaction (the WASM
+//! redactor-pii) and the Kafka sink — into the same broker, in one run; the
+//! ratios are against (a). Loki: the same events encoded and pushed to the
+//! Loki stand-in as snappy protobuf and as JSON.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use super::synthetic;
+use crate::config::Limits;
+use crate::guard::Redacted;
+use crate::runtime::redactor::RedactorModule;
+use crate::runtime::{ModuleSource, Runtime, RuntimeOptions};
+use crate::sinks::Sink;
+use crate::sinks::kafka::{KafkaConfig, KafkaSink};
+use crate::transforms::redact::{RedactionChain, new_batch};
+
+
+fn redactor_chain() -> anyhow::Result<RedactionChain> {
+    let runtime = Runtime::new(RuntimeOptions::default())?;
+    let source = ModuleSource::resolve("redactor-pii", "builtin:redactor-pii", None)?;
+    let module = RedactorModule::new(runtime, source, Limits { deadline_ms: 10_000, memory_mib: 256 }, Default::default())?;
+    Ok(RedactionChain::new(vec![Arc::new(module)]))
+}
+
+/// Runs the Kafka benchmark against `brokers`/`topic` and prints the figures.
+pub fn kafka(brokers: &str, topic: &str, events: usize, batch: usize) -> anyhow::Result<()> {
+    let input = synthetic::events(events);
+    let config: KafkaConfig = toml::from_str(&format!("brokers = {brokers:?}\ntopic = {topic:?}"))?;
+    println!(
+        "bench kafka: {events} synthetic events into {topic} on {brokers} (acks=all, idempotent, {} compression, linger {} ms; the sink takes batches of {batch})",
+        config.compression, config.linger_ms
+    );
+
+    // (a) A bare producer, same settings, same payloads; measured before and
+    // after the sink (the broker slows as its storage grows) and averaged.
+    let producer: FutureProducer = config.client_config().create()?;
+    let payloads: Vec<(String, String)> = input.iter().map(|e| (e.org_id.clone(), e.to_json_line())).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let bare_run = || -> anyhow::Result<f64> {
+        runtime.block_on(async {
+            let start = Instant::now();
+            let mut waiting = Vec::with_capacity(payloads.len());
+            for (key, value) in &payloads {
+                let mut record = FutureRecord::to(topic).key(key.as_str()).payload(value.as_str());
+                loop {
+                    match producer.send_result(record) {
+                        Ok(delivery) => {
+                            waiting.push(delivery);
+                            break;
+                        }
+                        Err((_, r)) => {
+                            record = r;
+                            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        }
+                    }
+                }
+            }
+            for w in waiting {
+                w.await.map_err(|_| anyhow::anyhow!("cancelled"))?.map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
+            }
+            anyhow::Ok(start.elapsed().as_secs_f64())
+        })
+    };
+    let bare_before = bare_run()?;
+    let rate = |secs: f64| events as f64 / secs;
+
+    // (b) The sink, redaction off.
+    let mut sink = KafkaSink::new(config.clone())?;
+    let sealed: Vec<Redacted> = input.iter().cloned().map(Redacted::seal).collect();
+    let start = Instant::now();
+    for chunk in sealed.chunks(batch) {
+        let refused = sink.send_events(chunk)?;
+        anyhow::ensure!(refused.is_empty(), "deliveries failed: {}", refused[0].1);
+    }
+    let off = start.elapsed().as_secs_f64();
+
+    // (c) Redaction (WASM) + the sink.
+    let chain = redactor_chain()?;
+    let ids: Vec<String> = (0..batch).map(|i| format!("bench:{i}")).collect();
+    let mut scratch = new_batch();
+    let start = Instant::now();
+    for chunk in input.chunks(batch) {
+        let passed = chain.redact(chunk.to_vec(), &ids[..chunk.len()], &mut scratch).map_err(|f| anyhow::anyhow!("{}", f.failure))?;
+        let refused = sink.send_events(&passed.events)?;
+        anyhow::ensure!(refused.is_empty(), "deliveries failed: {}", refused[0].1);
+    }
+    let on = start.elapsed().as_secs_f64();
+    let bare = (bare_before + bare_run()?) / 2.0;
+    println!("  bare rdkafka producer               {:>9.0} events/s  (mean of a run before and after the sink)", rate(bare));
+    println!("  kafka sink, redaction off           {:>9.0} events/s  ({:.2}x the bare producer)", rate(off), rate(off) / rate(bare));
+    println!("  kafka sink, redaction on (wasm)     {:>9.0} events/s  ({:.2}x the bare producer)", rate(on), rate(on) / rate(bare));
+    Ok(())
+}
+
+/// Runs the Loki benchmark against the in-process stand-in.
+pub fn loki(events: usize) -> anyhow::Result<()> {
+    use crate::devtools::loki::LokiStub;
+    use crate::sinks::loki::service::LokiClient;
+    use crate::sinks::loki::{LokiConfig, encode};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let stub = runtime.block_on(LokiStub::start())?;
+    let now = chrono::Utc::now();
+    let sealed: Vec<Redacted> = synthetic::events(events)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            e.created_at = now - chrono::Duration::milliseconds((events - i) as i64);
+            Redacted::seal(e)
+        })
+        .collect();
+    println!("bench loki: {events} events pushed to the Loki stand-in on {} (batches of 1000)", stub.addr);
+    let mut figures = Vec::new();
+    for encoding in ["protobuf", "json"] {
+        stub.state().streams.clear();
+        let config: LokiConfig = toml::from_str(&format!("endpoint = {:?}\nencoding = {encoding:?}", stub.endpoint()))?;
+        let client = LokiClient::new(&config)?;
+        let start = Instant::now();
+        let (entries, refused) = encode::prepare(&sealed, &config, chrono::Utc::now());
+        anyhow::ensure!(refused.is_empty(), "entries refused: {}", refused[0].1);
+        let outcome = runtime.block_on(client.deliver(&entries));
+        let secs = start.elapsed().as_secs_f64();
+        anyhow::ensure!(outcome.refused.is_empty() && outcome.undelivered.is_empty(), "push failed");
+        anyhow::ensure!(stub.state().lines().len() == events, "the stand-in stored {} of {events}", stub.state().lines().len());
+        let refs: Vec<&encode::Entry> = entries.iter().take(1000).collect();
+        let body = if encoding == "protobuf" { encode::protobuf_body(&refs) } else { encode::json_body(&refs, false) };
+        println!("  {encoding:<9} {:>9.0} events/s  {:>6.0} bytes/event on the wire  ({} pushes)", events as f64 / secs, body.len() as f64 / refs.len() as f64, outcome.pushes);
+        figures.push(secs);
+    }
+    println!("  protobuf is {:.2}x the speed of JSON", figures[1] / figures[0]);
+    Ok(())
+}
