@@ -201,5 +201,9 @@ fn the_grafana_dashboard_queries_the_wasmtel_streams() {
         }
     }
     let titles: Vec<&str> = panels.iter().map(|p| p["title"].as_str().unwrap()).collect();
-    assert!(titles.iter().any(|t| t.contains("by event type")) && titles.iter().any(|t| t.contains("by rule")) && titles.iter().any(|t| t.contains("Errors")));
+    assert!(
+        titles.iter().any(|t| t.contains("by event type"))
+            && titles.iter().any(|t| t.contains("by rule"))
+            && titles.iter().any(|t| t.contains("Errors"))
+    );
 }

@@ -21,11 +21,11 @@ use crate::sinks::Sink;
 use crate::sinks::kafka::{KafkaConfig, KafkaSink};
 use crate::transforms::redact::{RedactionChain, new_batch};
 
-
 fn redactor_chain() -> anyhow::Result<RedactionChain> {
     let runtime = Runtime::new(RuntimeOptions::default())?;
     let source = ModuleSource::resolve("redactor-pii", "builtin:redactor-pii", None)?;
-    let module = RedactorModule::new(runtime, source, Limits { deadline_ms: 10_000, memory_mib: 256 }, Default::default())?;
+    let module =
+        RedactorModule::new(runtime, source, Limits { deadline_ms: 10_000, memory_mib: 256 }, Default::default())?;
     Ok(RedactionChain::new(vec![Arc::new(module)]))
 }
 
@@ -87,15 +87,28 @@ pub fn kafka(brokers: &str, topic: &str, events: usize, batch: usize) -> anyhow:
     let mut scratch = new_batch();
     let start = Instant::now();
     for chunk in input.chunks(batch) {
-        let passed = chain.redact(chunk.to_vec(), &ids[..chunk.len()], &mut scratch).map_err(|f| anyhow::anyhow!("{}", f.failure))?;
+        let passed = chain
+            .redact(chunk.to_vec(), &ids[..chunk.len()], &mut scratch)
+            .map_err(|f| anyhow::anyhow!("{}", f.failure))?;
         let refused = sink.send_events(&passed.events)?;
         anyhow::ensure!(refused.is_empty(), "deliveries failed: {}", refused[0].1);
     }
     let on = start.elapsed().as_secs_f64();
     let bare = (bare_before + bare_run()?) / 2.0;
-    println!("  bare rdkafka producer               {:>9.0} events/s  (mean of a run before and after the sink)", rate(bare));
-    println!("  kafka sink, redaction off           {:>9.0} events/s  ({:.2}x the bare producer)", rate(off), rate(off) / rate(bare));
-    println!("  kafka sink, redaction on (wasm)     {:>9.0} events/s  ({:.2}x the bare producer)", rate(on), rate(on) / rate(bare));
+    println!(
+        "  bare rdkafka producer               {:>9.0} events/s  (mean of a run before and after the sink)",
+        rate(bare)
+    );
+    println!(
+        "  kafka sink, redaction off           {:>9.0} events/s  ({:.2}x the bare producer)",
+        rate(off),
+        rate(off) / rate(bare)
+    );
+    println!(
+        "  kafka sink, redaction on (wasm)     {:>9.0} events/s  ({:.2}x the bare producer)",
+        rate(on),
+        rate(on) / rate(bare)
+    );
     Ok(())
 }
 
@@ -128,10 +141,19 @@ pub fn loki(events: usize) -> anyhow::Result<()> {
         let outcome = runtime.block_on(client.deliver(&entries));
         let secs = start.elapsed().as_secs_f64();
         anyhow::ensure!(outcome.refused.is_empty() && outcome.undelivered.is_empty(), "push failed");
-        anyhow::ensure!(stub.state().lines().len() == events, "the stand-in stored {} of {events}", stub.state().lines().len());
+        anyhow::ensure!(
+            stub.state().lines().len() == events,
+            "the stand-in stored {} of {events}",
+            stub.state().lines().len()
+        );
         let refs: Vec<&encode::Entry> = entries.iter().take(1000).collect();
         let body = if encoding == "protobuf" { encode::protobuf_body(&refs) } else { encode::json_body(&refs, false) };
-        println!("  {encoding:<9} {:>9.0} events/s  {:>6.0} bytes/event on the wire  ({} pushes)", events as f64 / secs, body.len() as f64 / refs.len() as f64, outcome.pushes);
+        println!(
+            "  {encoding:<9} {:>9.0} events/s  {:>6.0} bytes/event on the wire  ({} pushes)",
+            events as f64 / secs,
+            body.len() as f64 / refs.len() as f64,
+            outcome.pushes
+        );
         figures.push(secs);
     }
     println!("  protobuf is {:.2}x the speed of JSON", figures[1] / figures[0]);

@@ -7,6 +7,7 @@ pub mod http_report;
 pub mod jsonl;
 pub mod kafka;
 pub mod loki;
+pub mod report_sink;
 pub mod zitadel;
 
 use std::path::Path;

@@ -6,8 +6,8 @@
 //! A response `{"disable_scout": true}` stops all reporting for the rest of
 //! the process; `{"latest_version": "..."}` is logged when newer than ours.
 //! 5xx and 429 are retried with the same backoff as the gRPC reporter; other
-//! 4xx are not (the report moves to `rejected/`). Reports wait in the outbox
-//! like the gRPC reporter's.
+//! 4xx are not (the report moves to `rejected/`). Outbox, draining and the
+//! `Sink` glue are shared with the gRPC reporter ([`super::report_sink`]).
 
 mod config;
 
@@ -17,18 +17,18 @@ use std::time::{Duration, Instant};
 pub use config::HttpReportConfig;
 use serde_json::{Map, Value, json};
 
-use super::Sink;
-use crate::config::Stream;
-use crate::guard::Redacted;
+use super::report_sink::{Deliver, ReportSink, Stop};
 use crate::installation::ReportingSwitch;
-use crate::queue::{Outbox, PendingReport};
+use crate::queue::PendingReport;
 use crate::report::Report;
 use crate::retry::Decision;
 
 /// The HTTP JSON reporter sink.
-pub struct HttpReportSink {
+pub type HttpReportSink = ReportSink<HttpDelivery>;
+
+/// Delivers reports as HTTP POSTs.
+pub struct HttpDelivery {
     config: HttpReportConfig,
-    outbox: Outbox,
     install_id: String,
     client: reqwest::Client,
     runtime: tokio::runtime::Runtime,
@@ -36,14 +36,7 @@ pub struct HttpReportSink {
     token: Option<String>,
 }
 
-/// How one POST ended.
-enum Outcome {
-    Delivered,
-    Rejected(String),
-    Deferred(String),
-}
-
-impl HttpReportSink {
+impl ReportSink<HttpDelivery> {
     /// Opens the outbox and builds the HTTP client.
     pub fn new(config: HttpReportConfig, state_dir: &Path, switch: ReportingSwitch) -> anyhow::Result<HttpReportSink> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -58,22 +51,23 @@ impl HttpReportSink {
             ),
             None => None,
         };
-        Ok(HttpReportSink {
-            outbox: Outbox::open(state_dir, &config.name)?,
-            install_id: crate::installation::system_id(state_dir)?,
-            config,
-            client,
-            runtime,
-            switch,
-            token,
-        })
+        let install_id = crate::installation::system_id(state_dir)?;
+        let name = config.name.clone();
+        let delivery = HttpDelivery { config, install_id, client, runtime, switch: switch.clone(), token };
+        Ok(ReportSink::open(&name, delivery, state_dir, switch)?)
     }
+}
 
-    /// The outbox.
-    pub fn outbox(&self) -> &Outbox {
-        &self.outbox
+impl Deliver for HttpDelivery {
+    fn deliver(&mut self, pending: &mut PendingReport, save: &mut dyn FnMut(&PendingReport)) -> Result<(), Stop> {
+        let body = self.body(&pending.report);
+        let result = self.runtime.block_on(self.post(&body, pending));
+        save(pending);
+        result
     }
+}
 
+impl HttpDelivery {
     /// The JSON body for a report.
     pub fn body(&self, report: &Report) -> Value {
         let mut metadata = Map::new();
@@ -96,34 +90,7 @@ impl HttpReportSink {
         })
     }
 
-    /// Delivers the outbox, oldest first; stops at the first report that
-    /// cannot be delivered now.
-    pub fn drain(&mut self) -> anyhow::Result<()> {
-        for path in self.outbox.pending()? {
-            if self.switch.stopped() {
-                break;
-            }
-            let mut pending = self.outbox.load(&path)?;
-            let body = self.body(&pending.report);
-            match self.runtime.block_on(self.post(&body, &mut pending)) {
-                Outcome::Delivered => self.outbox.complete(&path)?,
-                Outcome::Rejected(reason) => {
-                    pending.last_error = Some(reason.clone());
-                    let kept = self.outbox.reject(&path, &pending)?;
-                    tracing::error!(sink = %self.config.name, kept = %kept.display(), "the endpoint refused the report ({reason}); kept for inspection, not retried");
-                }
-                Outcome::Deferred(reason) => {
-                    pending.last_error = Some(reason.clone());
-                    self.outbox.update(&path, &pending)?;
-                    tracing::warn!(sink = %self.config.name, "report not delivered now ({reason}); kept for the next run");
-                    break;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn post(&self, body: &Value, pending: &mut PendingReport) -> Outcome {
+    async fn post(&self, body: &Value, pending: &mut PendingReport) -> Result<(), Stop> {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
@@ -137,7 +104,7 @@ impl HttpReportSink {
                 Ok(response) if response.status().is_success() => {
                     let answer: Value = response.json().await.unwrap_or(Value::Null);
                     self.handle_answer(&answer);
-                    return Outcome::Delivered;
+                    return Ok(());
                 }
                 Ok(response) => {
                     let status = response.status();
@@ -156,8 +123,8 @@ impl HttpReportSink {
             };
             match self.config.retry.decide(code, attempt, started.elapsed()) {
                 Decision::Retry(wait) => tokio::time::sleep(wait).await,
-                _ if code == tonic::Code::InvalidArgument => return Outcome::Rejected(reason),
-                _ => return Outcome::Deferred(reason),
+                _ if code == tonic::Code::InvalidArgument => return Err(Stop::Rejected(reason)),
+                _ => return Err(Stop::Deferred(reason)),
             }
         }
     }
@@ -188,38 +155,6 @@ pub fn is_newer(a: &str, b: &str) -> bool {
             .collect()
     };
     parse(a) > parse(b)
-}
-
-impl Sink for HttpReportSink {
-    fn name(&self) -> &str {
-        &self.config.name
-    }
-
-    fn accepts(&self, stream: Stream) -> bool {
-        stream == Stream::Reports
-    }
-
-    fn send_events(&mut self, _events: &[Redacted]) -> std::io::Result<crate::sinks::Refused> {
-        Ok(Vec::new())
-    }
-
-    fn send_report(&mut self, report: &Report) -> std::io::Result<()> {
-        if self.switch.stopped() {
-            return Ok(());
-        }
-        self.outbox.push(&PendingReport::new(report.clone()))?;
-        if let Err(e) = self.drain() {
-            tracing::error!(sink = %self.config.name, "report delivery failed: {e:#}; the report stays in the outbox");
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if let Err(e) = self.drain() {
-            tracing::error!(sink = %self.config.name, "report delivery failed: {e:#}");
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -49,10 +49,10 @@ pub struct Delivery<'a> {
 
 impl Delivery<'_> {
     /// Delivers `pending`, calling `save` after every accepted call.
-    pub async fn run(&mut self, pending: &mut PendingReport, mut save: impl FnMut(&PendingReport)) -> Result<(), Stop> {
+    pub async fn run(&mut self, pending: &mut PendingReport, save: &mut dyn FnMut(&PendingReport)) -> Result<(), Stop> {
         let mut restarted = false;
         loop {
-            match self.attempt(pending, &mut save).await {
+            match self.attempt(pending, save).await {
                 Ok(()) => return Ok(()),
                 Err(CallError::Stop(stop)) => return Err(stop),
                 Err(CallError::NewReport(status)) if !restarted => {
@@ -74,7 +74,7 @@ impl Delivery<'_> {
     async fn attempt(
         &mut self,
         pending: &mut PendingReport,
-        save: &mut impl FnMut(&PendingReport),
+        save: &mut dyn FnMut(&PendingReport),
     ) -> Result<(), CallError> {
         // Without base information the first counts batch goes without a
         // report ID and the receiver issues one.
