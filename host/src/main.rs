@@ -351,6 +351,7 @@ fn redact(
         limits: Default::default(),
         config: Default::default(),
         config_from_env: Default::default(),
+        grants: Default::default(),
     });
     redactor.module = module_path;
     for (k, v) in parse_sets(set)? {

@@ -95,8 +95,14 @@ pub fn redaction_chain(loaded: &LoadedConfig, runtime: &Arc<Runtime>) -> anyhow:
         let values = module_config(file, &key, &r.config, &r.config_from_env)?;
         let source = ModuleSource::resolve(&r.name, &r.module, r.sha256.as_deref())
             .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
-        let module = RedactorModule::new(runtime.clone(), source, r.limits.apply(config.limits), values)
-            .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
+        let module = RedactorModule::with_grants(
+            runtime.clone(),
+            source,
+            r.limits.apply(config.limits),
+            values,
+            r.grants.clone(),
+        )
+        .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
         redactors.push(Arc::new(module));
     }
     Ok(RedactionChain::new(redactors))
@@ -124,13 +130,14 @@ impl Pipeline {
             let values = module_config(file, &key, &c.config, &c.config_from_env)?;
             let source = ModuleSource::resolve(&c.name, &c.module, c.sha256.as_deref())
                 .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
-            let module = CollectorModule::new(
+            let module = CollectorModule::with_grants(
                 runtime.clone(),
                 source,
                 c.limits.apply(config.limits),
                 values,
                 data.clone(),
                 c.sources.clone(),
+                c.grants.clone(),
             )
             .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
             let schedule =

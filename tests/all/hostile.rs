@@ -162,3 +162,34 @@ fn a_pinned_digest_must_match() {
     let ok = wasmtel::runtime::ModuleSource::resolve("h", wasmtel::guests::REDACTOR_HOSTILE, None).unwrap();
     assert!(wasmtel::runtime::ModuleSource::resolve("h", wasmtel::guests::REDACTOR_HOSTILE, Some(&ok.sha256)).is_ok());
 }
+
+#[test]
+fn a_module_reaches_only_what_it_was_granted() {
+    let probe = |grants: wasmtel::config::ModuleGrants| -> String {
+        let source = wasmtel::runtime::ModuleSource::resolve("probe", wasmtel::guests::REDACTOR_HOSTILE, None).unwrap();
+        let module = wasmtel::runtime::redactor::RedactorModule::with_grants(
+            runtime(),
+            source,
+            LIMITS,
+            config(&[("behavior", "probe")]),
+            grants,
+        )
+        .unwrap();
+        let failed = redact_with(Arc::new(module), vec![event(json!({"orgId": "o"}))]).unwrap_err();
+        failed.failure.to_string()
+    };
+    // No ambient authority: no environment, no files.
+    let nothing = probe(Default::default());
+    assert!(
+        nothing.contains("env=None") && nothing.contains("file=None") && nothing.contains("root=None"),
+        "{nothing}"
+    );
+
+    let dir = tempdir();
+    std::fs::write(dir.path().join("secret.txt"), "granted").unwrap();
+    let granted = probe(wasmtel::config::ModuleGrants {
+        env: vec!["CARGO_PKG_NAME".into()],
+        dirs: vec![wasmtel::config::DirGrant { host: dir.path().to_path_buf(), guest: "/grant".into() }],
+    });
+    assert!(granted.contains("env=Some(\"wasmtel\")") && granted.contains("file=Some(\"granted\")"), "{granted}");
+}

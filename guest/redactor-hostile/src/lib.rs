@@ -11,6 +11,8 @@
 //! - `mid-char`: returns a span that splits the first multi-byte character;
 //! - `bad-field`: names a field index that does not exist;
 //! - `error`: returns a `plugin-error`;
+//! - `probe`: returns a `plugin-error` saying what it can reach (an
+//!   environment variable, a file in a granted folder, the root folder);
 //! - `panic-on-marker`: behaves (redacts the word `secret`) unless a field
 //!   contains `PANIC`, then panics — to show one bad batch does not poison the
 //!   next;
@@ -83,6 +85,13 @@ impl Guest for Hostile {
             }
             Some("bad-field") => Ok(vec![finding(batch.fields.len() as u32 + 5, 0, 0)]),
             Some("error") => Err(PluginError::Internal("hostile guest refuses on purpose".into())),
+            // Reports what it can reach, to test the sandbox's grants.
+            Some("probe") => Err(PluginError::Internal(format!(
+                "env={:?} file={:?} root={:?}",
+                std::env::var("CARGO_PKG_NAME").ok(),
+                std::fs::read_to_string("/grant/secret.txt").ok(),
+                std::fs::read_dir("/").ok().map(|d| d.count()),
+            ))),
             Some("panic-on-marker") => {
                 if batch.buffer.windows(5).any(|w| w == b"PANIC") {
                     panic!("marker seen");

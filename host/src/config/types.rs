@@ -181,6 +181,9 @@ pub struct RedactorModule {
     /// For secrets (e.g. `hmac_key`) that should not sit in the file.
     #[serde(default)]
     pub config_from_env: BTreeMap<String, String>,
+    /// What the module may reach through WASI (nothing by default).
+    #[serde(default)]
+    pub grants: ModuleGrants,
 }
 
 fn default_batch_size() -> usize {
@@ -213,6 +216,33 @@ pub struct CollectorModule {
     /// Values read from environment variables: module key -> variable name.
     #[serde(default)]
     pub config_from_env: BTreeMap<String, String>,
+    /// What the module may reach through WASI (nothing by default).
+    #[serde(default)]
+    pub grants: ModuleGrants,
+}
+
+/// WASI access granted to a module. By default a module sees no files, no
+/// environment and no network.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleGrants {
+    /// Environment variables passed through by name (values from wasmtel's
+    /// own environment; unset ones are skipped).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Host folders the module may read, each mounted at a guest path.
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+}
+
+/// A host folder visible to a module, read-only.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    /// The folder on the host.
+    pub host: PathBuf,
+    /// Where the guest sees it, e.g. `/data`.
+    pub guest: String,
 }
 
 fn default_schedule() -> String {
@@ -319,6 +349,11 @@ impl Config {
         };
         self.redactors.iter_mut().for_each(|r| fix_module(&mut r.module));
         self.collectors.iter_mut().for_each(|c| fix_module(&mut c.module));
+        let grants =
+            self.redactors.iter_mut().map(|r| &mut r.grants).chain(self.collectors.iter_mut().map(|c| &mut c.grants));
+        for g in grants {
+            g.dirs.iter_mut().for_each(|d| fix(&mut d.host));
+        }
         for sink in &mut self.sinks {
             match sink {
                 Sink::Jsonl { path, .. } => fix(path),

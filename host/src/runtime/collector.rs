@@ -46,6 +46,19 @@ impl CollectorModule {
         data: Arc<DataSources>,
         sources: Vec<String>,
     ) -> anyhow::Result<CollectorModule> {
+        Self::with_grants(runtime, source, limits, config, data, sources, Default::default())
+    }
+
+    /// Like [`CollectorModule::new`], with WASI access granted.
+    pub fn with_grants(
+        runtime: Arc<Runtime>,
+        source: ModuleSource,
+        limits: Limits,
+        config: BTreeMap<String, String>,
+        data: Arc<DataSources>,
+        sources: Vec<String>,
+        wasi: crate::config::ModuleGrants,
+    ) -> anyhow::Result<CollectorModule> {
         let component = source.compile(&runtime)?;
         let mut linker = Linker::<HostState>::new(runtime.engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
@@ -64,6 +77,7 @@ impl CollectorModule {
             config: Arc::new(config),
             sql: Some((data, Arc::from(sources))),
             query_timeout: Duration::from_millis(limits.deadline_ms),
+            wasi,
         };
         Ok(CollectorModule { source, runtime, pre, limits, grants })
     }

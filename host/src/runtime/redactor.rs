@@ -47,6 +47,17 @@ impl RedactorModule {
         limits: Limits,
         config: BTreeMap<String, String>,
     ) -> anyhow::Result<RedactorModule> {
+        Self::with_grants(runtime, source, limits, config, Default::default())
+    }
+
+    /// Like [`RedactorModule::new`], with WASI access granted.
+    pub fn with_grants(
+        runtime: Arc<Runtime>,
+        source: ModuleSource,
+        limits: Limits,
+        config: BTreeMap<String, String>,
+        wasi: crate::config::ModuleGrants,
+    ) -> anyhow::Result<RedactorModule> {
         let component = source.compile(&runtime)?;
         let mut linker = Linker::<HostState>::new(runtime.engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
@@ -65,6 +76,7 @@ impl RedactorModule {
             config: Arc::new(config),
             sql: None,
             query_timeout: Duration::from_millis(limits.deadline_ms),
+            wasi,
         };
         let module = RedactorModule { source, runtime, pre, limits, grants, idle: Mutex::new(Vec::new()) };
         let live = module

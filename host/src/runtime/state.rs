@@ -28,6 +28,8 @@ pub struct Grants {
     pub sql: Option<(Arc<DataSources>, Arc<[String]>)>,
     /// Time budget of one query.
     pub query_timeout: Duration,
+    /// WASI access (empty: none).
+    pub wasi: crate::config::ModuleGrants,
 }
 
 /// The data of a `wasmtime::Store` running a guest.
@@ -39,10 +41,21 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// A fresh state with no ambient authority and a memory cap in bytes.
+    /// A fresh state with only the granted WASI access and a memory cap in bytes.
     pub fn new(grants: Grants, memory_cap: usize) -> Self {
+        let mut wasi = WasiCtx::builder();
+        for name in &grants.wasi.env {
+            if let Ok(value) = std::env::var(name) {
+                wasi.env(name, value);
+            }
+        }
+        for dir in &grants.wasi.dirs {
+            if let Err(e) = wasi.preopened_dir(&dir.host, &dir.guest, wasmtime_wasi::FsPerms::ReadOnly) {
+                tracing::warn!(module = %grants.module, host = %dir.host.display(), "cannot grant the folder: {e}");
+            }
+        }
         HostState {
-            wasi: WasiCtx::builder().build(),
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: MemoryLimiter { cap: memory_cap, denied: false },
             grants,
