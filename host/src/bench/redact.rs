@@ -68,7 +68,7 @@ pub fn run(events: usize, batch_size: usize) -> anyhow::Result<Vec<Figure>> {
         .chunks(batch_size)
         .map(|chunk| {
             let mut b = new_batch();
-            pack(chunk, &mut b);
+            pack(chunk.iter(), &mut b);
             b
         })
         .collect();

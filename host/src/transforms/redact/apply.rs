@@ -110,13 +110,21 @@ fn replace(text: &str, findings: &[Finding]) -> String {
     out
 }
 
-/// Applies validated findings to `events` (packed into `batch`), returning
-/// one [`FieldChange`] per changed field.
-pub fn apply(events: &mut [Event], batch: &Batch, findings: &BTreeMap<u32, Vec<Finding>>) -> Vec<FieldChange> {
+/// Applies validated findings to the events packed into `batch`, returning
+/// one [`FieldChange`] per changed field. Event `i` is `changed[i]` if an
+/// earlier redactor changed it, else `originals[i]`; an event gets a copy in
+/// `changed` only when it has findings (copy on write), so clean events are
+/// never cloned and `originals` stays untouched for failing closed.
+pub fn apply(
+    originals: &[Event],
+    changed: &mut [Option<Event>],
+    batch: &Batch,
+    findings: &BTreeMap<u32, Vec<Finding>>,
+) -> Vec<FieldChange> {
     let mut changes = Vec::new();
     // Field ranges per event: the fields of one event are contiguous.
     let mut next_field = 0usize;
-    for (index, event) in events.iter_mut().enumerate() {
+    for index in 0..originals.len() {
         let first = next_field;
         while next_field < batch.fields.len() && batch.fields[next_field].event as usize == index {
             next_field += 1;
@@ -125,6 +133,7 @@ pub fn apply(events: &mut [Event], batch: &Batch, findings: &BTreeMap<u32, Vec<F
         if !has_findings {
             continue;
         }
+        let event = changed[index].get_or_insert_with(|| originals[index].clone());
         let mut walker = Walker { findings, cursor: first as u32, event: index, changes: &mut changes };
         for ((name, _), value) in STRING_FIELDS.iter().zip(event.string_fields_mut()) {
             if !value.is_empty()

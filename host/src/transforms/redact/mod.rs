@@ -89,24 +89,26 @@ impl RedactionChain {
 
     /// Runs `events` (identified by `ids` in audit records) through every
     /// redactor. `batch` is scratch space reused between calls.
-    pub fn redact(&self, mut events: Vec<Event>, ids: &[String], batch: &mut Batch) -> Result<Passed, Failed> {
+    pub fn redact(&self, events: Vec<Event>, ids: &[String], batch: &mut Batch) -> Result<Passed, Failed> {
         debug_assert_eq!(events.len(), ids.len());
-        let original = events.clone();
+        // Copy on write: only events with findings are cloned (into
+        // `changed`); `events` stays as received for failing closed.
+        let mut changed: Vec<Option<Event>> = vec![None; events.len()];
         let mut passed = Passed::default();
         let now = Utc::now();
         for redactor in &self.redactors {
-            pack(&events, batch);
+            pack(events.iter().zip(&changed).map(|(original, c)| c.as_ref().unwrap_or(original)), batch);
             let outcome = redactor.find(batch).and_then(|findings| validate(batch, findings));
             let findings = match outcome {
                 Ok(findings) => findings,
                 Err(failure) => {
-                    return Err(Failed { events: original, module: redactor.name().to_string(), failure });
+                    return Err(Failed { events, module: redactor.name().to_string(), failure });
                 }
             };
             if findings.is_empty() {
                 continue;
             }
-            for change in apply(&mut events, batch, &findings) {
+            for change in apply(&events, &mut changed, batch, &findings) {
                 for (rule, count) in change.rules {
                     *passed.findings_per_rule.entry(rule.clone()).or_default() += u64::from(count);
                     passed.audit.push(AuditRecord {
@@ -126,7 +128,8 @@ impl RedactionChain {
                 }
             }
         }
-        passed.events = events.into_iter().map(Redacted::seal).collect();
+        passed.events =
+            events.into_iter().zip(changed).map(|(original, c)| Redacted::seal(c.unwrap_or(original))).collect();
         Ok(passed)
     }
 }

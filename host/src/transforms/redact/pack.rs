@@ -30,12 +30,12 @@ pub(super) fn push_index(path: &mut String, index: usize) {
 }
 
 /// Packs `events` into `batch`, reusing its allocations.
-pub fn pack(events: &[Event], batch: &mut Batch) {
+pub fn pack<'a>(events: impl ExactSizeIterator<Item = &'a Event>, batch: &mut Batch) {
     batch.buffer.clear();
     batch.fields.clear();
     batch.event_count = events.len() as u32;
     let mut path = String::with_capacity(64);
-    for (index, event) in events.iter().enumerate() {
+    for (index, event) in events.enumerate() {
         let mut packer = Packer { batch, event: index as u32 };
         for ((name, _), value) in STRING_FIELDS.iter().zip(event.string_fields()) {
             if !value.is_empty() {
