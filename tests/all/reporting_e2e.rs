@@ -91,6 +91,11 @@ initial_backoff_ms = 50
     path
 }
 
+/// `wasmtel run --once` with a report token in its environment.
+fn run_once(config: &Path, token: &str) -> std::process::Output {
+    wasmtel().args(["run", "--once", "--config"]).arg(config).env("TEST_REPORT_TOKEN", token).output().unwrap()
+}
+
 fn wasmtel() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmtel"));
     cmd.env("WASMTEL_LOG", "wasmtel=info").env_remove("DO_NOT_TRACK").env_remove("WASMTEL_DISABLE");
@@ -125,12 +130,7 @@ fn receive_and_run_processes_over_tls_with_a_token() {
         &endpoint,
         &format!("tls_ca = {ca:?}\nbearer_token_env = \"TEST_REPORT_TOKEN\""),
     );
-    let out = wasmtel()
-        .args(["run", "--once", "--config"])
-        .arg(&config)
-        .env("TEST_REPORT_TOKEN", "s3cret-token")
-        .output()
-        .unwrap();
+    let out = run_once(&config, "s3cret-token");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("report delivered"), "{stderr}");
@@ -154,29 +154,18 @@ fn receive_and_run_processes_over_tls_with_a_token() {
     assert!(table.contains("users") && table.contains("users14") && table.contains("47"), "{table}");
 
     // A wrong token is refused (UNAUTHENTICATED is not retried) and the report is kept.
-    let out =
-        wasmtel().args(["run", "--once", "--config"]).arg(&config).env("TEST_REPORT_TOKEN", "wrong").output().unwrap();
+    let out = run_once(&config, "wrong");
     assert!(out.status.success());
     let pending = pending_reports(dir.path());
     assert_eq!(pending, 1, "{}", String::from_utf8_lossy(&out.stderr));
     // Without the CA the TLS handshake fails: kept as well, never an error for the run.
     let plain = run_config(dir.path(), "no-ca.toml", &endpoint, "bearer_token_env = \"TEST_REPORT_TOKEN\"");
-    let out = wasmtel()
-        .args(["run", "--once", "--config"])
-        .arg(&plain)
-        .env("TEST_REPORT_TOKEN", "s3cret-token")
-        .output()
-        .unwrap();
+    let out = run_once(&plain, "s3cret-token");
     assert!(out.status.success());
     let pending = pending_reports(dir.path());
     assert_eq!(pending, 2);
     // With the right settings, the next run delivers what was kept.
-    let out = wasmtel()
-        .args(["run", "--once", "--config"])
-        .arg(&config)
-        .env("TEST_REPORT_TOKEN", "s3cret-token")
-        .output()
-        .unwrap();
+    let out = run_once(&config, "s3cret-token");
     assert!(out.status.success());
     let pending = pending_reports(dir.path());
     assert_eq!(pending, 0, "{}", String::from_utf8_lossy(&out.stderr));
