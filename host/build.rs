@@ -87,7 +87,7 @@ fn main() {
 fn compile_protos(root: &Path) {
     let proto_dir = root.join("proto");
     println!("cargo:rerun-if-changed={}", proto_dir.display());
-    let files = ["zitadel/analytics/v2beta/telemetry.proto", "logproto/push.proto"];
+    let files = ["zitadel/analytics/v2beta/telemetry.proto", "logproto/push.proto", "wasmtel/ingest/v1/ingest.proto"];
     let fds =
         protox::compile(files, [&proto_dir]).unwrap_or_else(|e| panic!("cannot compile the protos in proto/: {e}"));
     tonic_prost_build::configure()

@@ -70,6 +70,12 @@ enum Command {
         #[arg(long)]
         db: Option<PathBuf>,
     },
+    /// Serve the gRPC ingest service: accept, redact and deliver events.
+    Serve {
+        /// A config file with an `[ingest]` section and at least one `[[redactors]]`.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Consume a Kafka topic in a consumer group and push the events to Loki.
     Worker {
         /// A config file with a `[worker]` section and at least one `[[redactors]]`.
@@ -174,6 +180,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             runtime.block_on(wasmtel::receiver::run(&receiver))
         }
         Command::Reports { db, json } => print_reports(&db, json),
+        Command::Serve { config } => {
+            let loaded = config::load(&config)?;
+            tokio::runtime::Runtime::new()?.block_on(wasmtel::sources::ingest::run(&loaded))
+        }
         Command::Worker { config } => worker(&config::load(&config)?),
         Command::Check { config } => {
             let loaded = config::load(&config)?;

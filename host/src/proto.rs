@@ -14,3 +14,9 @@ pub mod zitadel {
 pub mod logproto {
     tonic::include_proto!("logproto");
 }
+
+/// `wasmtel.ingest.v1`: the ingest service applications send events to.
+#[allow(missing_docs, clippy::all)]
+pub mod ingest {
+    tonic::include_proto!("wasmtel.ingest.v1");
+}

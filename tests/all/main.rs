@@ -8,6 +8,7 @@ mod collector;
 mod common;
 mod hostile;
 mod http_report;
+mod ingest;
 mod kafka;
 mod loki;
 mod redactor_pii;

@@ -43,6 +43,9 @@ pub struct Config {
     /// Reporting switches.
     #[serde(default)]
     pub reporting: Reporting,
+    /// `wasmtel serve` settings (the ingest service).
+    #[serde(default)]
+    pub ingest: Option<crate::sources::ingest::IngestConfig>,
     /// `wasmtel worker` settings (Kafka → Loki).
     #[serde(default)]
     pub worker: Option<crate::worker::WorkerConfig>,

@@ -11,6 +11,8 @@
 //! as invalid: kept for inspection, not retried). Writes are atomic
 //! (temporary file + rename).
 
+pub mod spool;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 

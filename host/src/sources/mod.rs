@@ -1,3 +1,5 @@
-//! Where events come from. Today: [`jsonl`] files and standard input.
+//! Where events come from: [`jsonl`] files and standard input, and the
+//! [`ingest`] service (`wasmtel serve`).
 
+pub mod ingest;
 pub mod jsonl;

@@ -1,0 +1,194 @@
+//! `wasmtel serve`: the ingest service. Applications send events over gRPC
+//! (`wasmtel.ingest.v1.TelemetryService`: `EmitTelemetryEvent`,
+//! `BatchEmitTelemetry`); each request is validated ([`grpc`]) and written to
+//! the spool ([`crate::queue::spool`]) before the client hears OK, and a
+//! pipeline thread redacts and delivers from the spool to the configured
+//! sinks (collectors run on their schedules in the same thread). A full
+//! spool answers `RESOURCE_EXHAUSTED`. Also serves `grpc.health.v1`, with
+//! per-request deadlines, message size and concurrent stream limits.
+
+pub mod grpc;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::config::{ConfigError, LoadedConfig};
+use crate::pipeline::Pipeline;
+use crate::proto::ingest::telemetry_service_server::TelemetryServiceServer;
+use crate::queue::spool::Spool;
+
+/// `[ingest]` settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Most events per `BatchEmitTelemetry`.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Most events waiting in the spool before requests are refused.
+    #[serde(default = "default_capacity")]
+    pub queue_capacity: u64,
+    /// Environment variable with accepted tokens, `token=org_id` pairs
+    /// separated by commas; unset = no authentication.
+    #[serde(default)]
+    pub tokens_env: Option<String>,
+    /// Most bytes per message.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+    /// Deadline of one request, in milliseconds.
+    #[serde(default = "default_timeout")]
+    pub request_timeout_ms: u64,
+    /// Most concurrent HTTP/2 streams per connection.
+    #[serde(default = "default_streams")]
+    pub max_concurrent_streams: u32,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:4317".into()
+}
+fn default_max_batch() -> usize {
+    500
+}
+fn default_capacity() -> u64 {
+    50_000
+}
+fn default_max_message() -> usize {
+    4 << 20
+}
+fn default_timeout() -> u64 {
+    10_000
+}
+fn default_streams() -> u32 {
+    256
+}
+
+/// Parses `token=org,token2=org2`.
+pub fn parse_tokens(text: &str) -> Result<BTreeMap<String, String>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(t, o)| (t.trim().to_string(), o.trim().to_string()))
+                .filter(|(t, o)| !t.is_empty() && !o.is_empty())
+                .ok_or_else(|| "expected token=org_id pairs separated by commas".to_string())
+        })
+        .collect()
+}
+
+/// Serves on `listener` until `shutdown` completes, then lets the pipeline
+/// finish the batch in hand.
+pub async fn serve(
+    loaded: &LoadedConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let file = &loaded.file;
+    let config = loaded
+        .config
+        .ingest
+        .clone()
+        .ok_or_else(|| ConfigError::new(file, "ingest", "`wasmtel serve` needs an [ingest] section"))?;
+    if loaded.config.redactors.is_empty() {
+        return Err(ConfigError::new(
+            file,
+            "redactors",
+            "ingested events must be redacted: add a [[redactors]] entry (e.g. module = \"builtin:redactor-pii\")",
+        )
+        .into());
+    }
+    let tokens = match &config.tokens_env {
+        Some(var) => {
+            let text = std::env::var(var).map_err(|_| {
+                ConfigError::new(file, "ingest.tokens_env", format!("the environment variable {var} is not set"))
+            })?;
+            parse_tokens(&text).map_err(|e| ConfigError::new(file, "ingest.tokens_env", format!("{var}: {e}")))?
+        }
+        None => BTreeMap::new(),
+    };
+    std::fs::create_dir_all(&loaded.config.state_dir)?;
+    let spool = Arc::new(Spool::open(&loaded.config.state_dir, config.queue_capacity)?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = start_pipeline(loaded.clone(), spool.clone(), stop.clone())?;
+
+    let service = TelemetryServiceServer::new(grpc::Ingest::new(spool, config.max_batch, tokens))
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(config.max_message_bytes);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<TelemetryServiceServer<grpc::Ingest>>().await;
+    let served = Server::builder()
+        .timeout(Duration::from_millis(config.request_timeout_ms))
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .add_service(health_service)
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    stop.store(true, Ordering::SeqCst);
+    let pipeline = tokio::task::spawn_blocking(move || worker.join()).await?;
+    served.context("the ingest server stopped with an error")?;
+    match pipeline {
+        Ok(result) => result,
+        Err(_) => anyhow::bail!("the pipeline thread panicked"),
+    }
+}
+
+/// The pipeline thread: spool → redaction → sinks; collectors when due.
+fn start_pipeline(
+    loaded: LoadedConfig,
+    spool: Arc<Spool>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::Builder::new().name("wasmtel-pipeline".into()).spawn(move || -> anyhow::Result<()> {
+        let mut pipeline = match Pipeline::build(&loaded) {
+            Ok(p) => {
+                let _ = ready_tx.send(Ok(()));
+                p
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                let _ = ready_tx.send(Err(e));
+                anyhow::bail!(message);
+            }
+        };
+        pipeline.flush_sinks()?;
+        let batch =
+            loaded.config.redactors.iter().map(|r| r.batch_size).min().unwrap_or(crate::config::DEFAULT_BATCH_SIZE);
+        loop {
+            pipeline.run_collectors(false)?;
+            match spool.next_batch(batch, Duration::from_millis(200))? {
+                Some((items, offset)) => {
+                    let n = items.len();
+                    let (ids, events): (Vec<String>, Vec<_>) = items.into_iter().unzip();
+                    if !events.is_empty() {
+                        pipeline.process_batch(events, ids)?;
+                        pipeline.flush_sinks()?;
+                    }
+                    spool.commit(offset, n)?;
+                }
+                None if stop.load(Ordering::SeqCst) => return Ok(()),
+                None => {}
+            }
+        }
+    })?;
+    ready_rx.recv().context("the pipeline thread ended early")??;
+    Ok(handle)
+}
+
+/// Binds `[ingest] listen` and serves until SIGINT/SIGTERM.
+pub async fn run(loaded: &LoadedConfig) -> anyhow::Result<()> {
+    let listen = loaded.config.ingest.as_ref().map(|i| i.listen.clone()).unwrap_or_else(default_listen);
+    let listener =
+        tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    eprintln!("wasmtel serve: listening on {}", listener.local_addr()?);
+    serve(loaded, listener, crate::receiver::shutdown_signal()).await
+}

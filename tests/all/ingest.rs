@@ -1,0 +1,313 @@
+//! The ingest service (`wasmtel serve`) with a real tonic client over a
+//! socket: events reach the sinks redacted, malformed requests are refused
+//! whole, a stalled sink turns into RESOURCE_EXHAUSTED instead of growth,
+//! acknowledged events survive `kill -9`, and tokens map to organizations.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tonic::Code;
+use wasmtel::devtools::loki::LokiStub;
+use wasmtel::proto::ingest as pb;
+use wasmtel::proto::ingest::telemetry_service_client::TelemetryServiceClient;
+
+use crate::common::*;
+use crate::reporting::server_runtime;
+
+fn config(dir: &Path, sinks: &str, extra: &str) -> std::path::PathBuf {
+    let text = format!(
+        r#"state_dir = "state"
+[ingest]
+max_batch = 500
+{extra}
+[[redactors]]
+name = "pii"
+module = "builtin:redactor-pii"
+{sinks}
+"#
+    );
+    let path = dir.join("serve.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Starts the service in-process; returns its address and a stopper.
+fn start(rt: &tokio::runtime::Runtime, path: &Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let loaded = wasmtel::config::load(path).unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    rt.spawn(async move {
+        wasmtel::sources::ingest::serve(&loaded, listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap()
+    });
+    (addr, stop)
+}
+
+fn ev(org: &str, metadata: serde_json::Value) -> pb::TelemetryEvent {
+    pb::TelemetryEvent {
+        org_id: org.into(),
+        user_id: "jane@example.com".into(),
+        event_type: "login".into(),
+        source: "sdk".into(),
+        metadata: metadata.to_string().into_bytes(),
+        ..Default::default()
+    }
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        if started.elapsed() > Duration::from_secs(60) {
+            panic!("gave up waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn single_and_batch_emits_reach_the_sink_redacted() {
+    let dir = tempdir();
+    let rt = server_runtime();
+    let (addr, _stop) = start(&rt, &config(dir.path(), "[[sinks]]\nkind = \"jsonl\"\npath = \"out.jsonl\"", ""));
+    rt.block_on(async {
+        let mut client = TelemetryServiceClient::connect(format!("http://{addr}")).await.unwrap();
+        client
+            .emit_telemetry_event(pb::EmitTelemetryEventRequest {
+                event: Some(ev("o1", json!({"note": "call +49 151 23456789"}))),
+            })
+            .await
+            .unwrap();
+        let batch = (0..3).map(|i| ev("o2", json!({"ip": "203.0.113.5", "i": i}))).collect();
+        let r = client.batch_emit_telemetry(pb::BatchEmitTelemetryRequest { events: batch }).await.unwrap();
+        assert_eq!(r.into_inner().accepted, 3);
+        client.emit_telemetry_event(pb::EmitTelemetryEventRequest { event: None }).await.unwrap();
+    });
+    let out = dir.path().join("out.jsonl");
+    wait_for("4 events in the sink", || read_jsonl(&out).len() == 4);
+    let text = std::fs::read_to_string(&out).unwrap();
+    for pii in ["jane@example.com", "203.0.113.5", "23456789"] {
+        assert!(!text.contains(pii), "{pii} reached the sink");
+    }
+    let lines = read_jsonl(&out);
+    assert!(
+        lines.iter().all(|l| l["createdAt"].as_str().is_some_and(|t| t.starts_with("20"))),
+        "createdAt set server-side"
+    );
+}
+
+#[test]
+fn malformed_requests_are_refused_whole() {
+    let dir = tempdir();
+    let rt = server_runtime();
+    let (addr, _stop) = start(&rt, &config(dir.path(), "[[sinks]]\nkind = \"jsonl\"\npath = \"out.jsonl\"", ""));
+    rt.block_on(async {
+        let mut client = TelemetryServiceClient::connect(format!("http://{addr}")).await.unwrap();
+        let mut bad = ev("o", json!({}));
+        bad.metadata = b"not json".to_vec();
+        let err = client
+            .batch_emit_telemetry(pb::BatchEmitTelemetryRequest { events: vec![ev("o", json!({"ok": 1})), bad] })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(
+            err.message().contains("events[1].metadata") && err.message().contains("not valid JSON"),
+            "{}",
+            err.message()
+        );
+        let mut array = ev("o", json!({}));
+        array.metadata = b"[1, 2]".to_vec();
+        let err = client.emit_telemetry_event(pb::EmitTelemetryEventRequest { event: Some(array) }).await.unwrap_err();
+        assert!(err.message().contains("event.metadata: expected a JSON object, found an array"), "{}", err.message());
+        let big = (0..501).map(|_| ev("o", json!({}))).collect();
+        let err = client.batch_emit_telemetry(pb::BatchEmitTelemetryRequest { events: big }).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains("maximum of 500"), "{}", err.message());
+        client
+            .emit_telemetry_event(pb::EmitTelemetryEventRequest { event: Some(ev("after", json!({}))) })
+            .await
+            .unwrap();
+    });
+    let out = dir.path().join("out.jsonl");
+    wait_for("the valid event", || !read_jsonl(&out).is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = read_jsonl(&out);
+    assert_eq!(lines.len(), 1, "nothing of a refused request was accepted: {lines:?}");
+    assert_eq!(lines[0]["orgId"], "after");
+}
+
+#[test]
+fn a_stalled_sink_turns_into_resource_exhausted_and_nothing_is_lost() {
+    let dir = tempdir();
+    let rt = server_runtime();
+    let stub = rt.block_on(LokiStub::start()).unwrap();
+    stub.state().faults.extend(std::iter::repeat_n(500, 100_000));
+    let sinks = format!(
+        "[[sinks]]\nkind = \"loki\"\nendpoint = \"{}\"\n[sinks.retry]\nmax_attempts = 100000\nmax_elapsed_ms = 600000\ninitial_backoff_ms = 10\nmax_backoff_ms = 20\n",
+        stub.endpoint()
+    );
+    let (addr, _stop) = start(&rt, &config(dir.path(), &sinks, "queue_capacity = 20"));
+    let (accepted, refused) = rt.block_on(async {
+        let mut client = TelemetryServiceClient::connect(format!("http://{addr}")).await.unwrap();
+        let (mut accepted, mut refused) = (0, 0);
+        for round in 0..10 {
+            let batch = (0..10).map(|i| ev("o", json!({"seq": round * 10 + i}))).collect();
+            match client.batch_emit_telemetry(pb::BatchEmitTelemetryRequest { events: batch }).await {
+                Ok(r) => accepted += r.into_inner().accepted,
+                Err(e) => {
+                    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+                    assert!(e.message().contains("retry with backoff"));
+                    refused += 10;
+                }
+            }
+        }
+        (accepted, refused)
+    });
+    assert_eq!(accepted, 20, "the spool holds at most its capacity");
+    assert_eq!(refused, 80);
+    // The sink recovers: everything accepted arrives.
+    stub.state().faults.clear();
+    wait_for("the 20 accepted events in Loki", || stub.state().lines().len() == 20);
+}
+
+#[test]
+fn unredactable_batches_are_dead_lettered_never_delivered() {
+    let dir = tempdir();
+    let rt = server_runtime();
+    let text = format!(
+        "state_dir = \"state\"\n[ingest]\n[[redactors]]\nname = \"hostile\"\nmodule = \"{}\"\n[redactors.config]\nbehavior = \"panic\"\n[[sinks]]\nkind = \"jsonl\"\npath = \"out.jsonl\"\n",
+        wasmtel::guests::REDACTOR_HOSTILE
+    );
+    std::fs::write(dir.path().join("serve.toml"), text).unwrap();
+    let (addr, _stop) = start(&rt, &dir.path().join("serve.toml"));
+    rt.block_on(async {
+        let mut client = TelemetryServiceClient::connect(format!("http://{addr}")).await.unwrap();
+        client
+            .batch_emit_telemetry(pb::BatchEmitTelemetryRequest {
+                events: vec![ev("o", json!({})), ev("o", json!({}))],
+            })
+            .await
+            .unwrap();
+    });
+    let dead = dir.path().join("state/dead-letter.jsonl");
+    wait_for("2 dead letters", || read_jsonl(&dead).len() == 2);
+    assert!(read_jsonl(&dead).iter().all(|d| d["stage"] == "redact"));
+    assert!(read_jsonl(&dir.path().join("out.jsonl")).is_empty());
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve_process(config: &Path, addr: SocketAddr) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("WASMTEL_LOG", "warn")
+        .env("TEST_INGEST_TOKENS", "tok-a=org-a, tok-b=org-b")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the server", || std::net::TcpStream::connect(addr).is_ok());
+    Proc(child)
+}
+
+#[test]
+fn acknowledged_events_survive_kill_9_and_tokens_map_to_organizations() {
+    let dir = tempdir();
+    let rt = server_runtime();
+    let stub = rt.block_on(LokiStub::start()).unwrap();
+    stub.state().faults.extend(std::iter::repeat_n(503, 100_000));
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let sinks = format!(
+        "[[sinks]]\nkind = \"loki\"\nendpoint = \"{}\"\n[sinks.retry]\nmax_attempts = 100000\nmax_elapsed_ms = 600000\ninitial_backoff_ms = 10\nmax_backoff_ms = 20\n",
+        stub.endpoint()
+    );
+    let path = config(dir.path(), &sinks, &format!("listen = \"{addr}\"\ntokens_env = \"TEST_INGEST_TOKENS\""));
+    let mut server = serve_process(&path, addr);
+    rt.block_on(async {
+        let mut client = TelemetryServiceClient::connect(format!("http://{addr}")).await.unwrap();
+        let err = client
+            .emit_telemetry_event(pb::EmitTelemetryEventRequest { event: Some(ev("", json!({}))) })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+        let with_token = |e: pb::BatchEmitTelemetryRequest, token: &str| {
+            let mut r = tonic::Request::new(e);
+            r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+            r
+        };
+        let err = client
+            .batch_emit_telemetry(with_token(
+                pb::BatchEmitTelemetryRequest { events: vec![ev("org-b", json!({}))] },
+                "tok-a",
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied);
+        assert!(err.message().contains("events[0].org_id"), "{}", err.message());
+        let events = (0..10).map(|i| ev(if i % 2 == 0 { "" } else { "org-a" }, json!({"seq": i}))).collect();
+        let r =
+            client.batch_emit_telemetry(with_token(pb::BatchEmitTelemetryRequest { events }, "tok-a")).await.unwrap();
+        assert_eq!(r.into_inner().accepted, 10);
+    });
+    // Acknowledged, not yet delivered (Loki is failing): kill -9.
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    assert!(stub.state().lines().is_empty());
+    stub.state().faults.clear();
+    let _server = serve_process(&path, addr);
+    wait_for("the 10 acknowledged events after the restart", || stub.state().lines().len() == 10);
+    let orgs: Vec<String> = stub
+        .state()
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["orgId"].as_str().unwrap().to_string())
+        .collect();
+    assert!(orgs.iter().all(|o| o == "org-a"), "the token's organization is set on events without one: {orgs:?}");
+}
+
+#[test]
+fn garbage_on_the_socket_does_not_stop_the_service() {
+    use std::io::{Read, Write};
+    let dir = tempdir();
+    let rt = server_runtime();
+    let (addr, _stop) = start(&rt, &config(dir.path(), "[[sinks]]\nkind = \"jsonl\"\npath = \"out.jsonl\"", ""));
+    for junk in [
+        &b"\x00\x01garbage\xff"[..],
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00",
+        b"GET / HTTP/1.1\r\n\r\n",
+    ] {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = s.write_all(junk);
+        let _ = s.read(&mut [0u8; 128]);
+    }
+    rt.block_on(async {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest { service: "wasmtel.ingest.v1.TelemetryService".into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+        TelemetryServiceClient::new(channel)
+            .emit_telemetry_event(pb::EmitTelemetryEventRequest { event: Some(ev("o", json!({}))) })
+            .await
+            .unwrap();
+    });
+}
