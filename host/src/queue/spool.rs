@@ -34,6 +34,15 @@ pub enum SpoolError {
     Io(String),
 }
 
+/// Events read from the spool, to [`Spool::commit`] once processed.
+#[derive(Debug)]
+pub struct Batch {
+    /// Event ids and events.
+    pub events: Vec<(String, Event)>,
+    /// The byte offset after them.
+    pub offset: u64,
+}
+
 struct State {
     file: File,
     /// Events appended and not yet consumed.
@@ -125,7 +134,7 @@ impl Spool {
 
     /// Up to `max` events after the consumed offset (waiting up to `wait`
     /// for some to arrive), with their ids and the offset after them.
-    pub fn next_batch(&self, max: usize, wait: Duration) -> std::io::Result<Option<(Vec<(String, Event)>, u64)>> {
+    pub fn next_batch(&self, max: usize, wait: Duration) -> std::io::Result<Option<Batch>> {
         let start = {
             let mut state = self.lock();
             if state.waiting == 0 {
@@ -155,7 +164,7 @@ impl Spool {
                 out.push((id, event));
             }
         }
-        Ok(Some((out, offset)))
+        Ok(Some(Batch { events: out, offset }))
     }
 
     /// Records that everything before `offset` (`count` events) was
@@ -191,16 +200,16 @@ mod tests {
         let spool = Spool::open(dir.path(), 3).unwrap();
         spool.append(&[event("a"), event("b")]).unwrap();
         assert_eq!(spool.append(&[event("c"), event("d")]), Err(SpoolError::Full { waiting: 2 }), "all or nothing");
-        let (batch, offset) = spool.next_batch(1, Duration::ZERO).unwrap().unwrap();
-        assert_eq!(batch[0].1.org_id, "a");
-        spool.commit(offset, 1).unwrap();
+        let batch = spool.next_batch(1, Duration::ZERO).unwrap().unwrap();
+        assert_eq!(batch.events[0].1.org_id, "a");
+        spool.commit(batch.offset, 1).unwrap();
         drop(spool);
         // A new process sees only what was not processed.
         let spool = Spool::open(dir.path(), 3).unwrap();
         assert_eq!(spool.waiting(), 1);
-        let (batch, offset) = spool.next_batch(10, Duration::ZERO).unwrap().unwrap();
-        assert_eq!(batch.iter().map(|(_, e)| e.org_id.as_str()).collect::<Vec<_>>(), ["b"]);
-        spool.commit(offset, 1).unwrap();
+        let batch = spool.next_batch(10, Duration::ZERO).unwrap().unwrap();
+        assert_eq!(batch.events.iter().map(|(_, e)| e.org_id.as_str()).collect::<Vec<_>>(), ["b"]);
+        spool.commit(batch.offset, 1).unwrap();
         assert_eq!(spool.waiting(), 0);
         assert_eq!(
             std::fs::metadata(dir.path().join("spool/events.jsonl")).unwrap().len(),

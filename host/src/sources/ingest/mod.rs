@@ -166,9 +166,9 @@ fn start_pipeline(
         loop {
             pipeline.run_collectors(false)?;
             match spool.next_batch(batch, Duration::from_millis(200))? {
-                Some((items, offset)) => {
-                    let n = items.len();
-                    let (ids, events): (Vec<String>, Vec<_>) = items.into_iter().unzip();
+                Some(batch) => {
+                    let (n, offset) = (batch.events.len(), batch.offset);
+                    let (ids, events): (Vec<String>, Vec<_>) = batch.events.into_iter().unzip();
                     if !events.is_empty() {
                         pipeline.process_batch(events, ids)?;
                         pipeline.flush_sinks()?;
