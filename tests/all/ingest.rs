@@ -61,6 +61,11 @@ fn ev(org: &str, metadata: serde_json::Value) -> pb::TelemetryEvent {
     }
 }
 
+/// Lines of a JSONL sink that are client events (not request telemetry).
+fn client_events(path: &Path) -> Vec<serde_json::Value> {
+    read_jsonl(path).into_iter().filter(|l| l["eventType"] != "grpc_request").collect()
+}
+
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let started = Instant::now();
     while !f() {
@@ -90,7 +95,7 @@ fn single_and_batch_emits_reach_the_sink_redacted() {
         client.emit_telemetry_event(pb::EmitTelemetryEventRequest { event: None }).await.unwrap();
     });
     let out = dir.path().join("out.jsonl");
-    wait_for("4 events in the sink", || read_jsonl(&out).len() == 4);
+    wait_for("4 events in the sink", || client_events(&out).len() == 4);
     let text = std::fs::read_to_string(&out).unwrap();
     for pii in ["jane@example.com", "203.0.113.5", "23456789"] {
         assert!(!text.contains(pii), "{pii} reached the sink");
@@ -135,9 +140,9 @@ fn malformed_requests_are_refused_whole() {
             .unwrap();
     });
     let out = dir.path().join("out.jsonl");
-    wait_for("the valid event", || !read_jsonl(&out).is_empty());
+    wait_for("the valid event", || !client_events(&out).is_empty());
     std::thread::sleep(Duration::from_millis(300));
-    let lines = read_jsonl(&out);
+    let lines = client_events(&out);
     assert_eq!(lines.len(), 1, "nothing of a refused request was accepted: {lines:?}");
     assert_eq!(lines[0]["orgId"], "after");
 }
@@ -152,7 +157,7 @@ fn a_stalled_sink_turns_into_resource_exhausted_and_nothing_is_lost() {
         "[[sinks]]\nkind = \"loki\"\nendpoint = \"{}\"\n[sinks.retry]\nmax_attempts = 100000\nmax_elapsed_ms = 600000\ninitial_backoff_ms = 10\nmax_backoff_ms = 20\n",
         stub.endpoint()
     );
-    let (addr, _stop) = start(&rt, &config(dir.path(), &sinks, "queue_capacity = 20"));
+    let (addr, _stop) = start(&rt, &config(dir.path(), &sinks, "queue_capacity = 20\nrequest_telemetry = false"));
     let (accepted, refused) = rt.block_on(async {
         let mut client = TelemetryServiceClient::connect(format!("http://{addr}")).await.unwrap();
         let (mut accepted, mut refused) = (0, 0);
@@ -196,9 +201,20 @@ fn unredactable_batches_are_dead_lettered_never_delivered() {
             .unwrap();
     });
     let dead = dir.path().join("state/dead-letter.jsonl");
-    wait_for("2 dead letters", || read_jsonl(&dead).len() == 2);
-    assert!(read_jsonl(&dead).iter().all(|d| d["stage"] == "redact"));
+    let logins = || read_jsonl(&dead).into_iter().filter(|d| d["event"]["eventType"] == "login").collect::<Vec<_>>();
+    wait_for("2 dead letters", || logins().len() == 2);
+    assert!(logins().iter().all(|d| d["stage"] == "redact"));
     assert!(read_jsonl(&dir.path().join("out.jsonl")).is_empty());
+}
+
+/// The client events (`login`) Loki holds.
+fn logins(stub: &LokiStub) -> Vec<serde_json::Value> {
+    stub.state()
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["eventType"] == "login")
+        .collect()
 }
 
 struct Proc(Child);
@@ -265,16 +281,11 @@ fn acknowledged_events_survive_kill_9_and_tokens_map_to_organizations() {
     // Acknowledged, not yet delivered (Loki is failing): kill -9.
     server.0.kill().unwrap();
     server.0.wait().unwrap();
-    assert!(stub.state().lines().is_empty());
+    assert!(logins(&stub).is_empty(), "nothing was delivered before the kill");
     stub.state().faults.clear();
     let _server = serve_process(&path, addr);
-    wait_for("the 10 acknowledged events after the restart", || stub.state().lines().len() == 10);
-    let orgs: Vec<String> = stub
-        .state()
-        .lines()
-        .iter()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["orgId"].as_str().unwrap().to_string())
-        .collect();
+    wait_for("the 10 acknowledged events after the restart", || logins(&stub).len() == 10);
+    let orgs: Vec<String> = logins(&stub).iter().map(|v| v["orgId"].as_str().unwrap().to_string()).collect();
     assert!(orgs.iter().all(|o| o == "org-a"), "the token's organization is set on events without one: {orgs:?}");
 }
 
@@ -310,4 +321,38 @@ fn garbage_on_the_socket_does_not_stop_the_service() {
             .await
             .unwrap();
     });
+}
+
+#[test]
+fn served_rpcs_become_grpc_request_events_except_skipped_ones() {
+    let dir = tempdir();
+    let rt = server_runtime();
+    let (addr, _stop) = start(&rt, &config(dir.path(), "[[sinks]]\nkind = \"jsonl\"\npath = \"out.jsonl\"", ""));
+    rt.block_on(async {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+        let mut client = TelemetryServiceClient::new(channel);
+        client.emit_telemetry_event(pb::EmitTelemetryEventRequest { event: Some(ev("o", json!({}))) }).await.unwrap();
+        let mut bad = ev("o", json!({}));
+        bad.metadata = b"{".to_vec();
+        client.emit_telemetry_event(pb::EmitTelemetryEventRequest { event: Some(bad) }).await.unwrap_err();
+    });
+    let out = dir.path().join("out.jsonl");
+    wait_for("two grpc_request events", || {
+        read_jsonl(&out).iter().filter(|l| l["eventType"] == "grpc_request").count() == 2
+    });
+    let lines = read_jsonl(&out);
+    let requests: Vec<_> = lines.iter().filter(|l| l["eventType"] == "grpc_request").collect();
+    assert!(
+        requests.iter().all(|r| r["source"] == "grpc_interceptor"
+            && r["metadata"]["full_method"] == "/wasmtel.ingest.v1.TelemetryService/EmitTelemetryEvent"
+            && r["metadata"]["duration_ms"].as_f64().is_some()
+            && r["metadata"]["client_ip"] == "127.0.0.1"),
+        "{requests:#?}"
+    );
+    let codes: Vec<_> = requests.iter().map(|r| r["metadata"]["status_code"].as_str().unwrap()).collect();
+    assert!(codes.contains(&"OK") && codes.contains(&"INVALID_ARGUMENT"), "{codes:?}");
+    assert!(!std::fs::read_to_string(&out).unwrap().contains("grpc.health.v1"), "the health check is skipped");
 }

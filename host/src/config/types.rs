@@ -332,6 +332,9 @@ impl Config {
         if let Some(receiver) = &mut self.receiver {
             receiver.resolve_paths(base);
         }
+        if let Some(ingest) = &mut self.ingest {
+            ingest.tls_cert.iter_mut().chain(ingest.tls_key.iter_mut()).for_each(fix);
+        }
         if let Some(events) = &mut self.events {
             fix(&mut events.path);
         }

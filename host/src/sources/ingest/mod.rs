@@ -8,6 +8,7 @@
 //! per-request deadlines, message size and concurrent stream limits.
 
 pub mod grpc;
+pub mod interceptor;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,6 +51,25 @@ pub struct IngestConfig {
     /// Most concurrent HTTP/2 streams per connection.
     #[serde(default = "default_streams")]
     pub max_concurrent_streams: u32,
+    /// Record every served RPC as a `grpc_request` event.
+    #[serde(default = "yes")]
+    pub request_telemetry: bool,
+    /// Full method names not recorded (default: the health check).
+    #[serde(default = "default_skip")]
+    pub request_telemetry_skip: Vec<String>,
+    /// PEM certificate chain for TLS (with `tls_key`).
+    #[serde(default)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key for TLS.
+    #[serde(default)]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_skip() -> Vec<String> {
+    interceptor::DEFAULT_SKIP.iter().map(|s| s.to_string()).collect()
 }
 
 fn default_listen() -> String {
@@ -120,14 +140,31 @@ pub async fn serve(
     let stop = Arc::new(AtomicBool::new(false));
     let worker = start_pipeline(loaded.clone(), spool.clone(), stop.clone())?;
 
+    let recorder = interceptor::RequestTelemetry::new(
+        config.request_telemetry,
+        spool.clone(),
+        config.request_telemetry_skip.clone(),
+        tokens.clone(),
+    );
     let service = TelemetryServiceServer::new(grpc::Ingest::new(spool, config.max_batch, tokens))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<TelemetryServiceServer<grpc::Ingest>>().await;
-    let served = Server::builder()
+    let mut builder = Server::builder();
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        let cert = std::fs::read(cert).with_context(|| format!("cannot read tls_cert {}", cert.display()))?;
+        let key = std::fs::read(key).with_context(|| format!("cannot read tls_key {}", key.display()))?;
+        builder = builder
+            .tls_config(
+                tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key)),
+            )
+            .context("invalid TLS settings")?;
+    }
+    let served = builder
         .timeout(Duration::from_millis(config.request_timeout_ms))
         .max_concurrent_streams(config.max_concurrent_streams)
+        .layer(recorder)
         .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
