@@ -147,3 +147,11 @@ fn test_module_runs_golden_vectors() {
     assert!(!out.status.success());
     assert!(stdout.contains("FAIL claims no redaction: `userId`"), "{stdout}");
 }
+
+#[test]
+fn config_errors_point_at_the_line() {
+    let err = check("[limits]\ndeadline_ms = 5\n\n[limits]\nmemory_mib = 3\n");
+    assert!(err.contains("line 4"), "{err}");
+    let err = check("state_dir = \"s\"\n[limits]\ndeadline_ms = \"soon\"\n");
+    assert!(err.contains("limits.deadline_ms") && err.contains("line 3"), "{err}");
+}

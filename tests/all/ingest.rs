@@ -21,7 +21,6 @@ fn config(dir: &Path, sinks: &str, extra: &str) -> std::path::PathBuf {
     let text = format!(
         r#"state_dir = "state"
 [ingest]
-max_batch = 500
 {extra}
 [[redactors]]
 name = "pii"
@@ -355,4 +354,48 @@ fn served_rpcs_become_grpc_request_events_except_skipped_ones() {
     let codes: Vec<_> = requests.iter().map(|r| r["metadata"]["status_code"].as_str().unwrap()).collect();
     assert!(codes.contains(&"OK") && codes.contains(&"INVALID_ARGUMENT"), "{codes:?}");
     assert!(!std::fs::read_to_string(&out).unwrap().contains("grpc.health.v1"), "the health check is skipped");
+}
+
+#[test]
+fn http_json_ingest_and_metrics() {
+    let dir = tempdir();
+    let rt = server_runtime();
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let extra = format!("http_listen = \"{http}\"\nmax_batch = 3");
+    let (_addr, _stop) = start(&rt, &config(dir.path(), "[[sinks]]\nkind = \"jsonl\"\npath = \"out.jsonl\"", &extra));
+    wait_for("the HTTP listener", || std::net::TcpStream::connect(http).is_ok());
+    let url = format!("http://{http}/v1/events");
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let post = |body: serde_json::Value| client.post(&url).json(&body).send();
+        let one = json!({"event": "signup", "payload": {"eventProperties": {"plan": "pro"}, "userProperties": {"email": "jane@example.com"}}});
+        let r = post(one.clone()).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["accepted"], 1);
+        let r = post(json!([one.clone(), {"event": "click"}])).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let r = post(json!([one.clone(), {"event": "x", "payload": "nope"}])).await.unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r.text().await.unwrap().contains("events[1].payload"));
+        let r = post(json!([one.clone(), one.clone(), one.clone(), one.clone()])).await.unwrap();
+        assert_eq!(r.status(), 413, "more than max_batch");
+        let r = client.post(&url).body("{not json").send().await.unwrap();
+        assert_eq!(r.status(), 400);
+    });
+    let out = dir.path().join("out.jsonl");
+    wait_for("3 HTTP events", || client_events(&out).len() == 3);
+    let events = client_events(&out);
+    assert_eq!(events[0]["eventType"], "signup");
+    assert_eq!(events[0]["source"], "http");
+    assert_eq!(events[0]["metadata"]["userProperties"]["email"], "<EMAIL>");
+    let metrics =
+        rt.block_on(async { reqwest::get(format!("http://{http}/metrics")).await.unwrap().text().await.unwrap() });
+    for name in [
+        "wasmtel_events_received_total",
+        "wasmtel_events_delivered_total",
+        "wasmtel_redaction_findings_total{rule=\"email\"}",
+        "wasmtel_queue_depth",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from\n{metrics}");
+    }
 }

@@ -61,13 +61,18 @@ pub fn load(file: &Path) -> Result<LoadedConfig, ConfigError> {
 /// Parses configuration text as if read from `file` (used for relative paths
 /// and error messages).
 pub fn parse(file: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
-    let deserializer = toml::Deserializer::parse(text)
-        .map_err(|e| ConfigError::new(file, "", format!("not valid TOML: {}", e.message().trim())))?;
+    let line_of = |span: Option<std::ops::Range<usize>>| {
+        span.map(|r| format!(" (line {})", text[..r.start.min(text.len())].matches('\n').count() + 1))
+            .unwrap_or_default()
+    };
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| {
+        ConfigError::new(file, "", format!("not valid TOML: {}{}", e.message().trim(), line_of(e.span())))
+    })?;
     let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
         let key = if key == "." { String::new() } else { key };
         let inner = e.into_inner();
-        ConfigError::new(file, key, inner.message().trim().to_string())
+        ConfigError::new(file, key, format!("{}{}", inner.message().trim(), line_of(inner.span())))
     })?;
     let base = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     config.resolve_paths(base);

@@ -16,6 +16,7 @@ use crate::proto::ingest::telemetry_service_server::TelemetryService;
 use crate::queue::spool::{Spool, SpoolError};
 
 /// The service.
+#[derive(Clone)]
 pub struct Ingest {
     spool: Arc<Spool>,
     max_batch: usize,
@@ -46,7 +47,7 @@ impl Ingest {
     }
 
     /// Validates and spools `events`; `field` names them in errors.
-    async fn accept(
+    pub async fn accept(
         &self,
         metadata: &MetadataMap,
         events: Vec<pb::TelemetryEvent>,

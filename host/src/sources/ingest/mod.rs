@@ -8,6 +8,7 @@
 //! per-request deadlines, message size and concurrent stream limits.
 
 pub mod grpc;
+pub mod http;
 pub mod interceptor;
 
 use std::collections::BTreeMap;
@@ -57,6 +58,10 @@ pub struct IngestConfig {
     /// Full method names not recorded (default: the health check).
     #[serde(default = "default_skip")]
     pub request_telemetry_skip: Vec<String>,
+    /// Address for HTTP JSON ingest (`POST /v1/events`) and `GET /metrics`;
+    /// unset = no HTTP listener.
+    #[serde(default)]
+    pub http_listen: Option<String>,
     /// PEM certificate chain for TLS (with `tls_key`).
     #[serde(default)]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -138,7 +143,8 @@ pub async fn serve(
     std::fs::create_dir_all(&loaded.config.state_dir)?;
     let spool = Arc::new(Spool::open(&loaded.config.state_dir, config.queue_capacity)?);
     let stop = Arc::new(AtomicBool::new(false));
-    let worker = start_pipeline(loaded.clone(), spool.clone(), stop.clone())?;
+    let stats = Arc::new(std::sync::Mutex::new(crate::stats::Stats::default()));
+    let worker = start_pipeline(loaded.clone(), spool.clone(), stop.clone(), stats.clone())?;
 
     let recorder = interceptor::RequestTelemetry::new(
         config.request_telemetry,
@@ -146,7 +152,20 @@ pub async fn serve(
         config.request_telemetry_skip.clone(),
         tokens.clone(),
     );
-    let service = TelemetryServiceServer::new(grpc::Ingest::new(spool, config.max_batch, tokens))
+    let ingest = grpc::Ingest::new(spool.clone(), config.max_batch, tokens);
+    if let Some(http_listen) = &config.http_listen {
+        let listener = tokio::net::TcpListener::bind(http_listen)
+            .await
+            .with_context(|| format!("cannot listen on {http_listen}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "HTTP ingest and /metrics listening");
+        let app = http::router(http::HttpState { ingest: ingest.clone(), spool: spool.clone(), stats: stats.clone() });
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("the HTTP listener stopped: {e}");
+            }
+        });
+    }
+    let service = TelemetryServiceServer::new(ingest)
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -183,6 +202,7 @@ fn start_pipeline(
     loaded: LoadedConfig,
     spool: Arc<Spool>,
     stop: Arc<AtomicBool>,
+    stats: Arc<std::sync::Mutex<crate::stats::Stats>>,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new().name("wasmtel-pipeline".into()).spawn(move || -> anyhow::Result<()> {
@@ -211,6 +231,7 @@ fn start_pipeline(
                         pipeline.flush_sinks()?;
                     }
                     spool.commit(offset, n)?;
+                    *stats.lock().unwrap_or_else(|p| p.into_inner()) = pipeline.stats().clone();
                 }
                 None if stop.load(Ordering::SeqCst) => return Ok(()),
                 None => {}
