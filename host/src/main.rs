@@ -106,6 +106,18 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// BatchEmit from concurrent clients → redaction → JSONL sink, redaction on vs off.
+    Ingest {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Batches per client.
+        #[arg(long, default_value_t = 10)]
+        batches: usize,
+        /// Events per batch.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
     /// The Kafka sink (redaction off and on) vs a bare rdkafka producer, same broker.
     Kafka {
         /// `bootstrap.servers` (start one with `scripts/kafka-broker start DIR PORT TOPIC`).
@@ -193,6 +205,9 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Bench { which: Bench::Kafka { brokers, topic, events, batch } } => {
             wasmtel::bench::delivery::kafka(&brokers, &topic, events, batch)
+        }
+        Command::Bench { which: Bench::Ingest { clients, batches, batch } } => {
+            wasmtel::bench::ingest::run(clients, batches, batch)
         }
         Command::Bench { which: Bench::Loki { events } } => wasmtel::bench::delivery::loki(events),
         Command::Bench { which: Bench::Report { orgs } } => wasmtel::bench::report::run(orgs),

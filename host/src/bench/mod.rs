@@ -2,6 +2,7 @@
 //! baseline measured in the same run. Timing lives here, never in tests.
 
 pub mod delivery;
+pub mod ingest;
 pub mod redact;
 pub mod report;
 pub mod synthetic;

@@ -117,13 +117,23 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    serve_with(loaded, listener, shutdown, false).await
+}
+
+/// [`serve`], optionally without redactors (only `bench ingest` measures that).
+pub(crate) async fn serve_with(
+    loaded: &LoadedConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+    allow_unredacted: bool,
+) -> anyhow::Result<()> {
     let file = &loaded.file;
     let config = loaded
         .config
         .ingest
         .clone()
         .ok_or_else(|| ConfigError::new(file, "ingest", "`wasmtel serve` needs an [ingest] section"))?;
-    if loaded.config.redactors.is_empty() {
+    if loaded.config.redactors.is_empty() && !allow_unredacted {
         return Err(ConfigError::new(
             file,
             "redactors",
