@@ -90,6 +90,9 @@ fn compile_protos(root: &Path) {
     let files = ["zitadel/analytics/v2beta/telemetry.proto", "logproto/push.proto", "wasmtel/ingest/v1/ingest.proto"];
     let fds =
         protox::compile(files, [&proto_dir]).unwrap_or_else(|e| panic!("cannot compile the protos in proto/: {e}"));
+    // The encoded descriptors, for gRPC server reflection.
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    std::fs::write(out.join("descriptors.bin"), prost::Message::encode_to_vec(&fds)).unwrap();
     tonic_prost_build::configure()
         .compile_fds(fds)
         .unwrap_or_else(|e| panic!("cannot generate gRPC code from proto/: {e}"));

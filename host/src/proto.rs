@@ -20,3 +20,6 @@ pub mod logproto {
 pub mod ingest {
     tonic::include_proto!("wasmtel.ingest.v1");
 }
+
+/// Encoded descriptors of every proto above, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));

@@ -399,3 +399,89 @@ fn http_json_ingest_and_metrics() {
         assert!(metrics.contains(name), "{name} missing from\n{metrics}");
     }
 }
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 =
+        status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb / 1024.0
+}
+
+#[test]
+fn a_flood_against_a_stalled_sink_keeps_memory_bounded() {
+    let dir = tempdir();
+    let rt = server_runtime();
+    let stub = rt.block_on(LokiStub::start()).unwrap();
+    stub.state().faults.extend(std::iter::repeat_n(503, 1_000_000));
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let sinks = format!(
+        "[[sinks]]\nkind = \"loki\"\nendpoint = \"{}\"\n[sinks.retry]\nmax_attempts = 1000000\nmax_elapsed_ms = 3600000\ninitial_backoff_ms = 10\nmax_backoff_ms = 20\n",
+        stub.endpoint()
+    );
+    let path =
+        config(dir.path(), &sinks, &format!("listen = \"{addr}\"\nqueue_capacity = 2000\nrequest_telemetry = false"));
+    let server = serve_process(&path, addr);
+    let pid = server.0.id();
+    let baseline = rss_mib(pid);
+    let (accepted, refused) = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for c in 0..4 {
+            tasks.push(tokio::spawn(async move {
+                let mut client = TelemetryServiceClient::connect(format!("http://{addr}")).await.unwrap();
+                let (mut accepted, mut refused) = (0u32, 0u32);
+                for round in 0..40 {
+                    let events = (0..500)
+                        .map(|i| ev("o", json!({"c": c, "round": round, "i": i, "pad": "x".repeat(400)})))
+                        .collect();
+                    match client.batch_emit_telemetry(pb::BatchEmitTelemetryRequest { events }).await {
+                        Ok(r) => accepted += r.into_inner().accepted,
+                        Err(e) => {
+                            assert_eq!(e.code(), Code::ResourceExhausted);
+                            refused += 500;
+                        }
+                    }
+                }
+                (accepted, refused)
+            }));
+        }
+        let mut totals = (0, 0);
+        for t in tasks {
+            let (a, r) = t.await.unwrap();
+            totals = (totals.0 + a, totals.1 + r);
+        }
+        totals
+    });
+    let after = rss_mib(pid);
+    assert_eq!(accepted, 2000, "exactly the spool's capacity was accepted");
+    assert_eq!(refused, 78_000, "the rest was refused with RESOURCE_EXHAUSTED, not buffered");
+    assert!(after - baseline < 150.0, "RSS grew from {baseline:.0} to {after:.0} MiB under an 80k-event flood");
+}
+
+#[test]
+fn server_reflection_lists_the_ingest_service() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let dir = tempdir();
+    let rt = server_runtime();
+    let (addr, _stop) = start(&rt, &config(dir.path(), "[[sinks]]\nkind = \"jsonl\"\npath = \"out.jsonl\"", ""));
+    let services = rt.block_on(async {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let mut client = ServerReflectionClient::new(channel);
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut stream = client.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+        let response = stream.message().await.unwrap().unwrap();
+        match response.message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                list.service.into_iter().map(|s| s.name).collect::<Vec<_>>()
+            }
+            other => panic!("unexpected reflection answer {other:?}"),
+        }
+    });
+    assert!(services.iter().any(|s| s == "wasmtel.ingest.v1.TelemetryService"), "{services:?}");
+}

@@ -4,8 +4,10 @@
 //! the spool ([`crate::queue::spool`]) before the client hears OK, and a
 //! pipeline thread redacts and delivers from the spool to the configured
 //! sinks (collectors run on their schedules in the same thread). A full
-//! spool answers `RESOURCE_EXHAUSTED`. Also serves `grpc.health.v1`, with
-//! per-request deadlines, message size and concurrent stream limits.
+//! spool answers `RESOURCE_EXHAUSTED`. Also serves `grpc.health.v1` and
+//! server reflection, with per-request deadlines, message size and
+//! concurrent stream limits, optional TLS, the request-telemetry
+//! [`interceptor`], and [`http`] (JSON ingest and `/metrics`).
 
 pub mod grpc;
 pub mod http;
@@ -180,6 +182,10 @@ pub(crate) async fn serve_with(
         .max_encoding_message_size(config.max_message_bytes);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<TelemetryServiceServer<grpc::Ingest>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("cannot build the reflection service")?;
     let mut builder = Server::builder();
     if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
         let cert = std::fs::read(cert).with_context(|| format!("cannot read tls_cert {}", cert.display()))?;
@@ -195,6 +201,7 @@ pub(crate) async fn serve_with(
         .max_concurrent_streams(config.max_concurrent_streams)
         .layer(recorder)
         .add_service(health_service)
+        .add_service(reflection)
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
