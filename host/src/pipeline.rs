@@ -278,6 +278,9 @@ impl Pipeline {
                             (0..passed.events.len()).map(|i| (i, format!("sink {} failed: {e}", sink.name()))).collect()
                         }
                     };
+                    let entry = self.stats.per_sink.entry(sink.name().to_string()).or_default();
+                    entry.0 += (passed.events.len() - refused.len()) as u64;
+                    entry.1 += refused.len() as u64;
                     // What a sink did not take is kept (redacted) with the reason.
                     for (i, reason) in refused {
                         if let (Some(event), Some(id)) = (passed.events.get(i), ids.get(i)) {

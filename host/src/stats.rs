@@ -26,6 +26,8 @@ pub struct Stats {
     pub counts_reported: u64,
     /// Collections that failed.
     pub collector_failures: u64,
+    /// Per event sink: events it took and events it refused.
+    pub per_sink: BTreeMap<String, (u64, u64)>,
 }
 
 impl Stats {

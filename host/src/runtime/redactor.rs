@@ -19,6 +19,44 @@ use crate::config::Limits;
 
 pub use super::bindings::redactor::wasmtel::telemetry::redaction::{Batch, Field, FieldPart, Finding};
 
+/// Upper bounds (seconds) of the guest call latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
+
+/// Latency of every redactor call in this process: a Prometheus-style
+/// histogram (cumulative counts per bucket, +Inf last), sum in nanoseconds, count.
+pub struct LatencyHistogram {
+    buckets: [std::sync::atomic::AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: std::sync::atomic::AtomicU64,
+}
+
+/// The process-wide guest call latency histogram.
+pub static GUEST_CALL_LATENCY: LatencyHistogram = LatencyHistogram {
+    buckets: [const { std::sync::atomic::AtomicU64::new(0) }; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: std::sync::atomic::AtomicU64::new(0),
+};
+
+impl LatencyHistogram {
+    fn record(&self, elapsed: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let secs = elapsed.as_secs_f64();
+        let i = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_nanos.fetch_add(elapsed.as_nanos() as u64, Relaxed);
+    }
+
+    /// Cumulative counts per bucket (the last is +Inf), sum in seconds, count.
+    pub fn snapshot(&self) -> (Vec<u64>, f64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut total = 0;
+        let cumulative = self.buckets.iter().map(|b| {
+            total += b.load(Relaxed);
+            total
+        });
+        let cumulative: Vec<u64> = cumulative.collect();
+        (cumulative, self.sum_nanos.load(Relaxed) as f64 / 1e9, total)
+    }
+}
+
 /// Most idle instances kept per module.
 const MAX_IDLE: usize = 8;
 
@@ -116,7 +154,10 @@ impl RedactorModule {
             None => self.instantiate()?,
         };
         Runtime::arm_deadline(&mut live.store, &self.limits);
-        match live.bindings.call_redact(&mut live.store, batch) {
+        let started = std::time::Instant::now();
+        let outcome = live.bindings.call_redact(&mut live.store, batch);
+        GUEST_CALL_LATENCY.record(started.elapsed());
+        match outcome {
             Ok(result) => {
                 let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
                 if idle.len() < MAX_IDLE {
