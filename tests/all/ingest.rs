@@ -395,6 +395,9 @@ fn http_json_ingest_and_metrics() {
         "wasmtel_events_delivered_total",
         "wasmtel_redaction_findings_total{rule=\"email\"}",
         "wasmtel_queue_depth",
+        "wasmtel_guest_call_seconds_bucket{le=\"+Inf\"}",
+        "wasmtel_guest_call_seconds_count",
+        "wasmtel_sink_events_sent_total{sink=",
     ] {
         assert!(metrics.contains(name), "{name} missing from\n{metrics}");
     }
