@@ -237,7 +237,6 @@ impl Pipeline {
         let mut ids = Vec::with_capacity(self.batch_size);
         for line in JsonlSource::new(reader, source_name, self.unknown_fields) {
             let line = line.with_context(|| format!("reading events from {source_name} failed"))?;
-            self.stats.events_in += 1;
             match line.event {
                 Ok(event) => {
                     events.push(event);
@@ -245,6 +244,7 @@ impl Pipeline {
                 }
                 Err((reason, raw)) => {
                     self.dead.record(Stage::Source, source_name, &reason, &line.id, raw.into())?;
+                    self.stats.events_in += 1;
                     self.stats.dead_source += 1;
                 }
             }
@@ -264,6 +264,7 @@ impl Pipeline {
 
     /// Redacts one batch and hands it to the sinks, or dead-letters it.
     pub fn process_batch(&mut self, events: Vec<Event>, ids: Vec<String>) -> anyhow::Result<()> {
+        self.stats.events_in += events.len() as u64;
         match self.chain.redact(events, &ids, &mut self.scratch) {
             Ok(passed) => {
                 self.audit.write(&passed.audit)?;

@@ -401,6 +401,7 @@ fn http_json_ingest_and_metrics() {
     ] {
         assert!(metrics.contains(name), "{name} missing from\n{metrics}");
     }
+    assert!(metrics.contains("wasmtel_events_received_total 3") && metrics.contains("wasmtel_events_delivered_total 3"), "{metrics}");
 }
 
 fn rss_mib(pid: u32) -> f64 {

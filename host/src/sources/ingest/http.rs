@@ -122,6 +122,28 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     let failures: Vec<(String, u64)> =
         stats.guest_failures.iter().map(|(kind, n)| (format!("{{kind=\"{kind}\"}}"), *n)).collect();
     counter("wasmtel_guest_failures_total", "Redactor calls that failed closed, by kind.", &failures);
+    let (buckets, sum, count) = crate::runtime::redactor::GUEST_CALL_LATENCY.snapshot();
+    let _ = writeln!(
+        out,
+        "# HELP wasmtel_guest_call_seconds Latency of redactor guest calls.\n# TYPE wasmtel_guest_call_seconds histogram"
+    );
+    let bounds = crate::runtime::redactor::LATENCY_BUCKETS.iter().map(|b| b.to_string()).chain(["+Inf".to_string()]);
+    for (bound, n) in bounds.zip(&buckets) {
+        let _ = writeln!(out, "wasmtel_guest_call_seconds_bucket{{le=\"{bound}\"}} {n}");
+    }
+    let _ = writeln!(out, "wasmtel_guest_call_seconds_sum {sum}\nwasmtel_guest_call_seconds_count {count}");
+    let sent: Vec<(String, u64)> =
+        stats.per_sink.iter().map(|(sink, (ok, _))| (format!("{{sink=\"{sink}\"}}"), *ok)).collect();
+    let refused: Vec<(String, u64)> =
+        stats.per_sink.iter().map(|(sink, (_, dead))| (format!("{{sink=\"{sink}\"}}"), *dead)).collect();
+    let mut counter = |name: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    counter("wasmtel_sink_events_sent_total", "Events a sink took, by sink.", &sent);
+    counter("wasmtel_sink_events_dead_lettered_total", "Events a sink refused, by sink.", &refused);
     let _ = writeln!(
         out,
         "# HELP wasmtel_queue_depth Events accepted and not yet processed.\n# TYPE wasmtel_queue_depth gauge\nwasmtel_queue_depth {}",
