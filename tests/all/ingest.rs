@@ -401,7 +401,10 @@ fn http_json_ingest_and_metrics() {
     ] {
         assert!(metrics.contains(name), "{name} missing from\n{metrics}");
     }
-    assert!(metrics.contains("wasmtel_events_received_total 3") && metrics.contains("wasmtel_events_delivered_total 3"), "{metrics}");
+    assert!(
+        metrics.contains("wasmtel_events_received_total 3") && metrics.contains("wasmtel_events_delivered_total 3"),
+        "{metrics}"
+    );
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -488,4 +491,66 @@ fn server_reflection_lists_the_ingest_service() {
         }
     });
     assert!(services.iter().any(|s| s == "wasmtel.ingest.v1.TelemetryService"), "{services:?}");
+}
+
+#[test]
+fn tls_and_the_kafka_sink() {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let dir = tempdir();
+    crate::reporting_e2e::certificates(dir.path());
+    let broker = crate::kafka::Broker::start(&["ingest:1"]);
+    let rt = server_runtime();
+    let sinks = format!("[[sinks]]\nkind = \"kafka\"\nbrokers = \"{}\"\ntopic = \"ingest\"", broker.addr());
+    let (addr, _stop) = start(
+        &rt,
+        &config(dir.path(), &sinks, "tls_cert = \"server.pem\"\ntls_key = \"server.key\"\nrequest_telemetry = false"),
+    );
+    let ca = std::fs::read(dir.path().join("ca.pem")).unwrap();
+    rt.block_on(async {
+        // Plain text is refused by a TLS server.
+        let plain = TelemetryServiceClient::connect(format!("http://{addr}")).await;
+        let refused = match plain {
+            Err(_) => true,
+            Ok(mut c) => {
+                c.emit_telemetry_event(pb::EmitTelemetryEventRequest { event: Some(ev("o", json!({}))) }).await.is_err()
+            }
+        };
+        assert!(refused, "a plain-text client must not get through");
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+            .domain_name("localhost");
+        let channel = tonic::transport::Endpoint::from_shared(format!("https://localhost:{}", addr.port()))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let events = (0..5).map(|i| ev("org-k", json!({"i": i, "ip": "203.0.113.77"}))).collect();
+        TelemetryServiceClient::new(channel)
+            .batch_emit_telemetry(pb::BatchEmitTelemetryRequest { events })
+            .await
+            .unwrap();
+    });
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("group.id", "ingest-test")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["ingest"]).unwrap();
+    let mut values = Vec::new();
+    let started = Instant::now();
+    while values.len() < 5 && started.elapsed() < Duration::from_secs(60) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            values.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+            assert_eq!(m.key(), Some(&b"org-k"[..]), "keyed by organization");
+        }
+    }
+    assert_eq!(values.len(), 5, "all 5 events reached Kafka");
+    for v in &values {
+        assert!(!v.contains("203.0.113.77") && !v.contains("jane@example.com"), "{v}");
+        assert!(v.contains("\"orgId\":\"org-k\"") && v.contains("\"eventType\":\"login\""), "{v}");
+    }
 }

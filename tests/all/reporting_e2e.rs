@@ -50,7 +50,7 @@ fn wait_for_port(addr: SocketAddr) {
 }
 
 /// A CA and a `localhost` server certificate, as PEM files in `dir`.
-fn certificates(dir: &Path) {
+pub fn certificates(dir: &Path) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
