@@ -133,6 +133,10 @@ fn malformed_requests_are_refused_whole() {
         let err = client.batch_emit_telemetry(pb::BatchEmitTelemetryRequest { events: big }).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
         assert!(err.message().contains("maximum of 500"), "{}", err.message());
+        let mut huge = ev("o", json!({}));
+        huge.metadata = json!({"blob": "x".repeat(5 << 20)}).to_string().into_bytes();
+        let err = client.emit_telemetry_event(pb::EmitTelemetryEventRequest { event: Some(huge) }).await.unwrap_err();
+        assert!(matches!(err.code(), Code::OutOfRange | Code::ResourceExhausted), "over max_message_bytes: {err:?}");
         client
             .emit_telemetry_event(pb::EmitTelemetryEventRequest { event: Some(ev("after", json!({}))) })
             .await
@@ -265,6 +269,14 @@ fn acknowledged_events_survive_kill_9_and_tokens_map_to_organizations() {
         };
         let err = client
             .batch_emit_telemetry(with_token(
+                pb::BatchEmitTelemetryRequest { events: vec![ev("", json!({}))] },
+                "no-such-token",
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "an unknown token");
+        let err = client
+            .batch_emit_telemetry(with_token(
                 pb::BatchEmitTelemetryRequest { events: vec![ev("org-b", json!({}))] },
                 "tok-a",
             ))
@@ -388,8 +400,11 @@ fn http_json_ingest_and_metrics() {
     assert_eq!(events[0]["eventType"], "signup");
     assert_eq!(events[0]["source"], "http");
     assert_eq!(events[0]["metadata"]["userProperties"]["email"], "<EMAIL>");
-    let metrics =
-        rt.block_on(async { reqwest::get(format!("http://{http}/metrics")).await.unwrap().text().await.unwrap() });
+    let fetch =
+        || rt.block_on(async { reqwest::get(format!("http://{http}/metrics")).await.unwrap().text().await.unwrap() });
+    // The counters are refreshed after each processed batch.
+    wait_for("the metrics to count the batch", || fetch().contains("wasmtel_events_delivered_total 3"));
+    let metrics = fetch();
     for name in [
         "wasmtel_events_received_total",
         "wasmtel_events_delivered_total",
