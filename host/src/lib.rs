@@ -32,6 +32,7 @@ pub mod report;
 pub mod retry;
 pub mod runtime;
 pub mod schedule;
+pub mod shutdown;
 pub mod sinks;
 pub mod sources;
 pub mod stats;

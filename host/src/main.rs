@@ -301,8 +301,7 @@ fn worker(loaded: &LoadedConfig) -> anyhow::Result<()> {
     let chain = wasmtel::pipeline::redaction_chain(loaded, &runtime)?;
     let mut dead = wasmtel::dead_letter::DeadLetters::open(&loaded.config.state_dir)?;
     let tokio = tokio::runtime::Runtime::new()?;
-    let stats =
-        tokio.block_on(wasmtel::worker::run(worker, &chain, &mut dead, wasmtel::receiver::shutdown_signal()))?;
+    let stats = tokio.block_on(wasmtel::worker::run(worker, &chain, &mut dead, wasmtel::shutdown::signal()))?;
     eprintln!(
         "wasmtel worker: consumed {}, delivered {}, dead-lettered {}, commits {}",
         stats.consumed, stats.delivered, stats.dead_lettered, stats.commits

@@ -86,6 +86,11 @@ pub fn runtime_for(loaded: &LoadedConfig) -> anyhow::Result<Arc<Runtime>> {
     })
 }
 
+/// Reports a module that cannot be loaded at `<key>.module` of the config.
+fn at_module<'a>(file: &'a std::path::Path, key: &'a str) -> impl Fn(anyhow::Error) -> ConfigError + 'a {
+    move |e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}"))
+}
+
 /// The configured `[[redactors]]`, loaded, as a chain.
 pub fn redaction_chain(loaded: &LoadedConfig, runtime: &Arc<Runtime>) -> anyhow::Result<RedactionChain> {
     let (config, file) = (&loaded.config, loaded.file.as_path());
@@ -93,8 +98,7 @@ pub fn redaction_chain(loaded: &LoadedConfig, runtime: &Arc<Runtime>) -> anyhow:
     for (i, r) in config.redactors.iter().enumerate() {
         let key = format!("redactors[{i}]");
         let values = module_config(file, &key, &r.config, &r.config_from_env)?;
-        let source = ModuleSource::resolve(&r.name, &r.module, r.sha256.as_deref())
-            .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
+        let source = ModuleSource::resolve(&r.name, &r.module, r.sha256.as_deref()).map_err(at_module(file, &key))?;
         let module = RedactorModule::with_grants(
             runtime.clone(),
             source,
@@ -102,7 +106,7 @@ pub fn redaction_chain(loaded: &LoadedConfig, runtime: &Arc<Runtime>) -> anyhow:
             values,
             r.grants.clone(),
         )
-        .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
+        .map_err(at_module(file, &key))?;
         redactors.push(Arc::new(module));
     }
     Ok(RedactionChain::new(redactors))
@@ -120,17 +124,16 @@ impl Pipeline {
             .with_context(|| format!("cannot create the state folder {}", config.state_dir.display()))?;
         let runtime = runtime_for(loaded)?;
         let chain = redaction_chain(loaded, &runtime)?;
-        let batch_size =
-            config.redactors.iter().map(|r| r.batch_size).min().unwrap_or(crate::config::DEFAULT_BATCH_SIZE);
+        let batch_size = config.redactor_batch_size();
 
         let data = Arc::new(DataSources::open(file, &config.data_sources)?);
         let mut collectors = Vec::new();
         for (i, c) in config.collectors.iter().enumerate() {
             let key = format!("collectors[{i}]");
             let values = module_config(file, &key, &c.config, &c.config_from_env)?;
-            let source = ModuleSource::resolve(&c.name, &c.module, c.sha256.as_deref())
-                .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
-            let module = CollectorModule::with_grants(
+            let source =
+                ModuleSource::resolve(&c.name, &c.module, c.sha256.as_deref()).map_err(at_module(file, &key))?;
+            let module = CollectorModule::new(
                 runtime.clone(),
                 source,
                 c.limits.apply(config.limits),
@@ -139,7 +142,7 @@ impl Pipeline {
                 c.sources.clone(),
                 c.grants.clone(),
             )
-            .map_err(|e| ConfigError::new(file, format!("{key}.module"), format!("{e:#}")))?;
+            .map_err(at_module(file, &key))?;
             let schedule =
                 Schedule::parse(&c.schedule).map_err(|e| ConfigError::new(file, format!("{key}.schedule"), e))?;
             let next = schedule.first(Utc::now());

@@ -34,8 +34,16 @@ fn sample_db(dir: &std::path::Path) -> Arc<DataSources> {
 fn collector(data: Arc<DataSources>, grants: &[&str], config: BTreeMap<String, String>) -> CollectorModule {
     let source = ModuleSource::resolve("counts", wasmtel::guests::COLLECTOR_SQL, None).unwrap();
     let limits = Limits { deadline_ms: 10_000, memory_mib: 64 };
-    CollectorModule::new(runtime(), source, limits, config, data, grants.iter().map(|s| s.to_string()).collect())
-        .unwrap()
+    CollectorModule::new(
+        runtime(),
+        source,
+        limits,
+        config,
+        data,
+        grants.iter().map(|s| s.to_string()).collect(),
+        Default::default(),
+    )
+    .unwrap()
 }
 
 #[test]

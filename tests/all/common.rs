@@ -74,3 +74,30 @@ pub fn read_jsonl(path: &std::path::Path) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).expect("valid JSON line"))
         .collect()
 }
+
+/// Polls `f` until it holds; panics (naming `what`) after 60 s so a broken
+/// test fails instead of hanging. A guard, not a timing check.
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !f() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            panic!("gave up waiting for {what}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A loopback address nothing listens on (yet).
+pub fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// A child process killed (SIGKILL) when dropped.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

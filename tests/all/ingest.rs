@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -63,16 +63,6 @@ fn ev(org: &str, metadata: serde_json::Value) -> pb::TelemetryEvent {
 /// Lines of a JSONL sink that are client events (not request telemetry).
 fn client_events(path: &Path) -> Vec<serde_json::Value> {
     read_jsonl(path).into_iter().filter(|l| l["eventType"] != "grpc_request").collect()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !f() {
-        if started.elapsed() > Duration::from_secs(60) {
-            panic!("gave up waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -220,16 +210,7 @@ fn logins(stub: &LokiStub) -> Vec<serde_json::Value> {
         .collect()
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve_process(config: &Path, addr: SocketAddr) -> Proc {
+fn serve_process(config: &Path, addr: SocketAddr) -> KillOnDrop {
     let child = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
         .args(["serve", "--config"])
         .arg(config)
@@ -239,7 +220,7 @@ fn serve_process(config: &Path, addr: SocketAddr) -> Proc {
         .spawn()
         .unwrap();
     wait_for("the server", || std::net::TcpStream::connect(addr).is_ok());
-    Proc(child)
+    KillOnDrop(child)
 }
 
 #[test]
@@ -248,7 +229,7 @@ fn acknowledged_events_survive_kill_9_and_tokens_map_to_organizations() {
     let rt = server_runtime();
     let stub = rt.block_on(LokiStub::start()).unwrap();
     stub.state().faults.extend(std::iter::repeat_n(503, 100_000));
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let addr = free_port();
     let sinks = format!(
         "[[sinks]]\nkind = \"loki\"\nendpoint = \"{}\"\n[sinks.retry]\nmax_attempts = 100000\nmax_elapsed_ms = 600000\ninitial_backoff_ms = 10\nmax_backoff_ms = 20\n",
         stub.endpoint()
@@ -372,7 +353,7 @@ fn served_rpcs_become_grpc_request_events_except_skipped_ones() {
 fn http_json_ingest_and_metrics() {
     let dir = tempdir();
     let rt = server_runtime();
-    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let http = free_port();
     let extra = format!("http_listen = \"{http}\"\nmax_batch = 3");
     let (_addr, _stop) = start(&rt, &config(dir.path(), "[[sinks]]\nkind = \"jsonl\"\npath = \"out.jsonl\"", &extra));
     wait_for("the HTTP listener", || std::net::TcpStream::connect(http).is_ok());
@@ -435,7 +416,7 @@ fn a_flood_against_a_stalled_sink_keeps_memory_bounded() {
     let rt = server_runtime();
     let stub = rt.block_on(LokiStub::start()).unwrap();
     stub.state().faults.extend(std::iter::repeat_n(503, 1_000_000));
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let addr = free_port();
     let sinks = format!(
         "[[sinks]]\nkind = \"loki\"\nendpoint = \"{}\"\n[sinks.retry]\nmax_attempts = 1000000\nmax_elapsed_ms = 3600000\ninitial_backoff_ms = 10\nmax_backoff_ms = 20\n",
         stub.endpoint()

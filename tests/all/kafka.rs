@@ -25,7 +25,7 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker with `topics` (`name:partitions`).
     pub fn start(topics: &[&str]) -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port().port();
         let broker = Broker { dir: tempdir(), port, topics: topics.iter().map(|t| t.to_string()).collect() };
         broker.up();
         broker
@@ -202,17 +202,6 @@ fn wait_for_all(stub: &LokiStub, n: u64, workers: &[&Proc]) -> usize {
     }
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !f() {
-        // A guard against hanging forever, not a timing check.
-        if started.elapsed() > Duration::from_secs(60) {
-            panic!("gave up waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn events_flow_through_kafka_and_two_workers_to_loki() {
     let dir = tempdir();
@@ -221,7 +210,7 @@ fn events_flow_through_kafka_and_two_workers_to_loki() {
     let stub = rt.block_on(LokiStub::start()).unwrap();
     let mut a = start_worker(dir.path(), "a", &broker, &stub.endpoint());
     let mut b = start_worker(dir.path(), "b", &broker, &stub.endpoint());
-    wait_until("both workers to get partitions", || {
+    wait_for("both workers to get partitions", || {
         a.log().contains("partitions assigned") && b.log().contains("partitions assigned")
     });
     std::thread::sleep(Duration::from_secs(2));
@@ -252,12 +241,12 @@ fn a_worker_stopped_mid_stream_hands_its_partitions_over_and_nothing_is_missing(
     let stub = rt.block_on(LokiStub::start()).unwrap();
     let mut a = start_worker(dir.path(), "a", &broker, &stub.endpoint());
     let b = start_worker(dir.path(), "b", &broker, &stub.endpoint());
-    wait_until("both workers to get partitions", || {
+    wait_for("both workers to get partitions", || {
         a.log().contains("partitions assigned") && b.log().contains("partitions assigned")
     });
     std::thread::sleep(Duration::from_secs(2));
     produce(&producer_config(dir.path(), &broker, 0, 200, ""));
-    wait_until("some events in Loki", || seqs(&stub).len() >= 20);
+    wait_for("some events in Loki", || seqs(&stub).len() >= 20);
     // SIGTERM mid-stream: the worker flushes its batch, commits, leaves the
     // group; the other worker is assigned its partitions.
     assert!(a.terminate().success(), "{}", a.log());

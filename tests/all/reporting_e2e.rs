@@ -3,9 +3,9 @@
 //! the opt-out (zero connections); and what the receiver says to bad input.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -17,36 +17,12 @@ use wasmtel::proto::zitadel::telemetry_service_client::TelemetryServiceClient;
 use crate::common::*;
 use crate::reporting::{server_runtime, start_receiver};
 
-/// Kills the child when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Reports waiting in the zitadel sink's outbox.
 fn pending_reports(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("state/outbox/zitadel/pending"))
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
         .count()
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-fn wait_for_port(addr: SocketAddr) {
-    for _ in 0..500 {
-        if TcpStream::connect(addr).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("nothing listens on {addr}");
 }
 
 /// A CA and a `localhost` server certificate, as PEM files in `dir`.
@@ -111,7 +87,7 @@ fn receive_and_run_processes_over_tls_with_a_token() {
         "[receiver]\nlisten = \"{addr}\"\ndatabase = \"recv.db\"\ntls_cert = \"server.pem\"\ntls_key = \"server.key\"\ntokens_env = \"TEST_RECEIVER_TOKENS\"\n"
     );
     std::fs::write(dir.path().join("receiver.toml"), receiver_toml).unwrap();
-    let _receiver = Guard(
+    let _receiver = KillOnDrop(
         wasmtel()
             .args(["receive", "--config"])
             .arg(dir.path().join("receiver.toml"))
@@ -120,7 +96,7 @@ fn receive_and_run_processes_over_tls_with_a_token() {
             .spawn()
             .unwrap(),
     );
-    wait_for_port(addr);
+    wait_for("the receiver", || TcpStream::connect(addr).is_ok());
 
     let endpoint = format!("https://localhost:{}", addr.port());
     let ca = dir.path().join("ca.pem").display().to_string();

@@ -132,7 +132,7 @@ pub fn loki(events: usize) -> anyhow::Result<()> {
     println!("bench loki: {events} events pushed to the Loki stand-in on {} (batches of 1000)", stub.addr);
     let mut figures = Vec::new();
     for encoding in ["protobuf", "json"] {
-        stub.state().streams.clear();
+        stub.state().clear();
         let config: LokiConfig = toml::from_str(&format!("endpoint = {:?}\nencoding = {encoding:?}", stub.endpoint()))?;
         let client = LokiClient::new(&config)?;
         let start = Instant::now();

@@ -321,6 +321,11 @@ pub enum Sink {
 }
 
 impl Config {
+    /// Events per redaction call: the smallest `batch_size` of the redactors.
+    pub fn redactor_batch_size(&self) -> usize {
+        self.redactors.iter().map(|r| r.batch_size).min().unwrap_or(DEFAULT_BATCH_SIZE)
+    }
+
     /// Makes relative paths relative to `base` (the config file's folder).
     pub(super) fn resolve_paths(&mut self, base: &Path) {
         let fix = |p: &mut PathBuf| {

@@ -10,7 +10,7 @@
 //! entries stored), 422 for an empty JSON push. It can be told to answer
 //! 429/500 for fault tests.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -60,9 +60,18 @@ pub struct State {
     pub tenants: Vec<Option<String>>,
     /// `Authorization` of the last request.
     pub last_authorization: Option<String>,
+    /// Per stream: newest timestamp and (timestamp, line hash) of each entry,
+    /// so checks cost O(1) per entry, not a scan of the stream.
+    index: HashMap<String, (i128, HashSet<(i128, u64)>)>,
 }
 
 impl State {
+    /// Forgets every stored entry.
+    pub fn clear(&mut self) {
+        self.streams.clear();
+        self.index.clear();
+    }
+
     /// Every stored line.
     pub fn lines(&self) -> Vec<&str> {
         self.streams.values().flatten().map(|e| e.line.as_str()).collect()
@@ -165,8 +174,7 @@ pub fn handle(state: &mut State, headers: &HeaderMap, body: &[u8]) -> (StatusCod
     for (labels, entries) in parsed {
         for e in entries {
             total += 1;
-            let stream = state.streams.entry(labels.clone()).or_default();
-            let newest = stream.iter().map(|s| s.ts_ns).max();
+            let newest = state.index.get(&labels).map(|(n, _)| *n);
             let refuse = if e.line.len() > MAX_LINE {
                 Some(format!("line too long: {} bytes, limit {MAX_LINE}", e.line.len()))
             } else if e.ts_ns < now - MAX_AGE_NS {
@@ -184,10 +192,17 @@ pub fn handle(state: &mut State, headers: &HeaderMap, body: &[u8]) -> (StatusCod
                     .push(format!("entry with timestamp {} ignored, reason: '{reason}' for stream: {labels}", e.ts_ns));
                 continue;
             }
-            if stream.iter().any(|s| s.ts_ns == e.ts_ns && s.line == e.line) {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&e.line, &mut hasher);
+            let key = (e.ts_ns, std::hash::Hasher::finish(&hasher));
+            let (newest, seen) = state.index.entry(labels.clone()).or_insert((e.ts_ns, HashSet::new()));
+            let stream = state.streams.entry(labels.clone()).or_default();
+            if seen.contains(&key) && stream.iter().any(|s| s.ts_ns == e.ts_ns && s.line == e.line) {
                 state.duplicates += 1;
                 continue;
             }
+            seen.insert(key);
+            *newest = (*newest).max(e.ts_ns);
             stream.push(Stored { ts_ns: e.ts_ns, line: e.line, structured: e.structured });
         }
     }

@@ -135,21 +135,5 @@ pub async fn run(config: &ReceiverConfig) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, database = %config.database.display(), "receiver listening");
     eprintln!("wasmtel receive: listening on {addr}, storing into {}", config.database.display());
-    serve(config, listener, shutdown_signal()).await
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    serve(config, listener, crate::shutdown::signal()).await
 }

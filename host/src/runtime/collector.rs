@@ -37,20 +37,9 @@ pub struct CollectorModule {
 }
 
 impl CollectorModule {
-    /// Compiles and links the module; `sources` are the data sources it may query.
+    /// Compiles and links the module; `sources` are the data sources it may
+    /// query, `wasi` the WASI access it is granted.
     pub fn new(
-        runtime: Arc<Runtime>,
-        source: ModuleSource,
-        limits: Limits,
-        config: BTreeMap<String, String>,
-        data: Arc<DataSources>,
-        sources: Vec<String>,
-    ) -> anyhow::Result<CollectorModule> {
-        Self::with_grants(runtime, source, limits, config, data, sources, Default::default())
-    }
-
-    /// Like [`CollectorModule::new`], with WASI access granted.
-    pub fn with_grants(
         runtime: Arc<Runtime>,
         source: ModuleSource,
         limits: Limits,

@@ -235,8 +235,7 @@ fn start_pipeline(
             }
         };
         pipeline.flush_sinks()?;
-        let batch =
-            loaded.config.redactors.iter().map(|r| r.batch_size).min().unwrap_or(crate::config::DEFAULT_BATCH_SIZE);
+        let batch = loaded.config.redactor_batch_size();
         loop {
             pipeline.run_collectors(false)?;
             match spool.next_batch(batch, Duration::from_millis(200))? {
@@ -265,5 +264,5 @@ pub async fn run(loaded: &LoadedConfig) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     eprintln!("wasmtel serve: listening on {}", listener.local_addr()?);
-    serve(loaded, listener, crate::receiver::shutdown_signal()).await
+    serve(loaded, listener, crate::shutdown::signal()).await
 }
