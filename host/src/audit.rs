@@ -1,7 +1,8 @@
 //! The audit trail: one JSONL record per redacted field and rule — which
 //! event, which module (name and SHA-256), which rule, which field path, what
 //! was done and how often. Never the original value: paths are rendered with
-//! already-redacted keys. Files are created owner-only (0600).
+//! already-redacted keys. Files are created owner-only (0600); every write
+//! is synced.
 
 use std::path::{Path, PathBuf};
 
@@ -50,11 +51,15 @@ impl AuditLog {
         self.file.path()
     }
 
-    /// Appends records and flushes them to the OS.
+    /// Appends records and syncs them to disk (before the events they
+    /// describe are delivered).
     pub fn write(&mut self, records: &[AuditRecord]) -> std::io::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
         for r in records {
             self.file.write_value(r)?;
         }
-        self.file.flush()
+        self.file.sync()
     }
 }

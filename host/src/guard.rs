@@ -1,26 +1,38 @@
-//! The egress guard: sinks accept only [`Redacted`] events, and only the
-//! redaction stage can make one. Un-redacted data cannot reach a sink by
-//! mistake — the type system refuses the code that would do it.
+//! The egress guard: sinks accept only [`Redacted`] records, and only the
+//! redaction stage (or the redacted log, which only the redaction stage
+//! writes) can make one. Un-redacted data cannot reach a sink by mistake —
+//! the type system refuses the code that would do it.
 
-use crate::event::Event;
+use crate::event::{Event, Record};
 
-/// An event that has passed every configured redactor.
+/// A record that has passed every configured redactor.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Redacted(Event);
+pub struct Redacted(Record);
 
 impl Redacted {
-    /// Seals an event. Only the redaction stage calls this.
-    pub(crate) fn seal(event: Event) -> Redacted {
-        Redacted(event)
+    /// Seals a record. Only the redaction stage, and the reader of the
+    /// redacted log it writes, call this.
+    pub(crate) fn seal(record: Record) -> Redacted {
+        Redacted(record)
+    }
+
+    /// The event's id.
+    pub fn id(&self) -> &str {
+        &self.0.id
     }
 
     /// The redacted event.
     pub fn event(&self) -> &Event {
+        &self.0.event
+    }
+
+    /// The redacted record.
+    pub fn record(&self) -> &Record {
         &self.0
     }
 
     /// Gives up the seal (e.g. to serialize).
-    pub fn into_event(self) -> Event {
+    pub fn into_record(self) -> Record {
         self.0
     }
 }

@@ -58,4 +58,10 @@ impl JsonlFile {
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
+
+    /// Flushes buffered lines and syncs them to disk.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_data()
+    }
 }

@@ -3,16 +3,20 @@
 //!
 //! The data flow is the module tree:
 //!
-//! - [`sources`]: where events come from (JSONL files, stdin);
+//! - [`sources`]: where events come from (ingest service, JSONL files,
+//!   stdin, Kafka), each checking [`event::limits`];
+//! - [`log`]: the durable logs events wait in (raw, then redacted), with a
+//!   cursor per reader;
 //! - [`transforms::redact`]: packing events, running redactor modules,
-//!   validating and applying their findings;
+//!   validating and applying their findings, isolating failures;
 //! - [`guard`]: the [`guard::Redacted`] type, the only thing sinks accept;
 //! - [`sinks`]: where redacted events and reports go;
+//! - [`topology`]: the one stage graph `run`, `serve`, `worker` and
+//!   `redact` build, its supervision and health;
 //! - [`runtime`]: the wasmtime sandbox (deadlines, memory caps, cache, pool);
 //! - [`datasource`]: read-only SQL for collectors;
 //! - [`audit`] and [`dead_letter`]: what was redacted, and what could not be
-//!   delivered, with the reason;
-//! - [`pipeline`]: wiring it together for `wasmtel run` and `wasmtel redact`.
+//!   delivered, with the reason.
 
 pub mod audit;
 pub mod bench;
@@ -24,9 +28,9 @@ pub mod event;
 pub mod guard;
 pub mod installation;
 pub mod jsonl;
-pub mod pipeline;
+pub mod log;
+pub mod metrics;
 pub mod proto;
-pub mod queue;
 pub mod receiver;
 pub mod report;
 pub mod retry;
@@ -36,9 +40,10 @@ pub mod shutdown;
 pub mod sinks;
 pub mod sources;
 pub mod stats;
+pub mod status;
+pub mod topology;
 pub mod transforms;
 pub mod vectors;
-pub mod worker;
 
 /// Paths (and, for builtins, bytes) of the guest components built by
 /// `host/build.rs` from `guest/`.

@@ -1,13 +1,12 @@
 //! The `wasmtel` command line.
 
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use wasmtel::config::{self, ConfigValue, EventsSource, LoadedConfig, RedactorModule, Sink, Stream};
-use wasmtel::pipeline::Pipeline;
+use wasmtel::topology::{Mode, Plan, Topology};
 
 /// Runs sandboxed WebAssembly collectors and redactors and delivers what
 /// they produce.
@@ -97,10 +96,84 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Show a state folder: logs, readers and their lag, dead letters, outboxes.
+    Status {
+        #[command(flatten)]
+        state: StateArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect and replay the dead-letter store.
+    Dlq {
+        #[command(subcommand)]
+        action: Dlq,
+    },
     /// Print benchmark figures.
     Bench {
         #[command(subcommand)]
         which: Bench,
+    },
+}
+
+/// Which state folder: a config's `state_dir`, or a folder.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct StateArgs {
+    /// A config file whose `state_dir` to use.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The state folder itself.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+}
+
+impl StateArgs {
+    fn resolve(&self) -> anyhow::Result<(PathBuf, Option<LoadedConfig>)> {
+        match (&self.config, &self.state_dir) {
+            (Some(file), _) => {
+                let loaded = config::load(file)?;
+                Ok((loaded.config.state_dir.clone(), Some(loaded)))
+            }
+            (None, Some(dir)) => Ok((dir.clone(), None)),
+            (None, None) => anyhow::bail!("give --config or --state-dir"),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Dlq {
+    /// List dead letters: id, time, stage, component, event id, reason.
+    List {
+        #[command(flatten)]
+        state: StateArgs,
+        /// Only those whose reason, stage or component contains this.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Only those at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Print JSON lines (with the event) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one dead letter in full.
+    Show {
+        #[command(flatten)]
+        state: StateArgs,
+        /// Its id (the first column of `dlq list`).
+        id: u64,
+    },
+    /// Send dead-lettered events through the whole path again (once each).
+    Replay {
+        #[command(flatten)]
+        state: StateArgs,
+        /// Only those whose reason, stage or component contains this.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Only those at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
     },
 }
 
@@ -188,21 +261,35 @@ fn run(command: Command) -> anyhow::Result<()> {
             if let Some(db) = db {
                 receiver.database = db;
             }
-            let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(wasmtel::receiver::run(&receiver))
+            tokio_runtime()?.block_on(wasmtel::receiver::run(&receiver))
         }
         Command::Reports { db, json } => print_reports(&db, json),
         Command::Serve { config } => {
             let loaded = config::load(&config)?;
-            tokio::runtime::Runtime::new()?.block_on(wasmtel::sources::ingest::run(&loaded))
+            tokio_runtime()?.block_on(wasmtel::sources::ingest::run(&loaded))
         }
         Command::Worker { config } => worker(&config::load(&config)?),
         Command::Check { config } => {
             let loaded = config::load(&config)?;
-            Pipeline::build(&loaded)?;
+            Plan::build(&loaded)?;
+            let event_sinks: Vec<_> = loaded.config.sinks.iter().filter(|s| s.accepts(Stream::Events)).cloned().collect();
+            let _runtime = tokio_runtime()?;
+            let _enter = _runtime.enter();
+            wasmtel::sinks::build_event_sinks(&event_sinks)?;
             eprintln!("{}: ok", config.display());
             Ok(())
         }
+        Command::Status { state, json } => {
+            let (dir, _) = state.resolve()?;
+            let status = wasmtel::status::read(&dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{status}");
+            }
+            Ok(())
+        }
+        Command::Dlq { action } => dlq(action),
         Command::Bench { which: Bench::Kafka { brokers, topic, events, batch } } => {
             wasmtel::bench::delivery::kafka(&brokers, &topic, events, batch)
         }
@@ -218,30 +305,95 @@ fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// The runtime every command's async work runs on.
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("wasmtel-io").build()?)
+}
+
+/// Builds the graph for `mode` and runs it until the input ends or a signal.
+fn run_graph(loaded: &LoadedConfig, mode: Mode) -> anyhow::Result<(wasmtel::stats::Stats, PathBuf)> {
+    let topology = Topology::open(Plan::build(loaded)?, mode)?;
+    let audit = topology.audit_path();
+    let stats = tokio_runtime()?.block_on(topology.run(wasmtel::shutdown::signal()))?;
+    Ok((stats, audit))
+}
+
 fn run_config(loaded: &LoadedConfig, once: bool) -> anyhow::Result<()> {
-    let mut pipeline = Pipeline::build(loaded)?;
-    pipeline.flush_sinks()?;
-    pipeline.run_collectors(once)?;
-    if let Some(events) = &loaded.config.events {
-        if events.path.as_os_str() == "-" {
-            pipeline.process_events(std::io::stdin().lock(), "stdin")?;
-        } else {
-            let file = std::fs::File::open(&events.path)
-                .map_err(|e| anyhow::anyhow!("cannot open the events file {}: {e}", events.path.display()))?;
-            let name = events.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            pipeline.process_events(BufReader::new(file), &name)?;
-        }
-    }
-    if !once {
-        while let Some(wait) = pipeline.next_collection_in() {
-            std::thread::sleep(wait);
-            pipeline.run_collectors(false)?;
-        }
-    }
-    eprint!("{}", pipeline.stats());
-    eprintln!("  audit trail:      {}", pipeline.audit_path().display());
-    eprintln!("  dead letters:     {}", pipeline.dead_letter_path().display());
+    let (stats, audit) = run_graph(loaded, Mode::Run { once })?;
+    eprint!("{stats}");
+    eprintln!("  audit trail:      {}", audit.display());
+    eprintln!("  dead letters:     {} (wasmtel dlq list)", wasmtel::dead_letter::dir(&loaded.config.state_dir).display());
     Ok(())
+}
+
+fn dlq(action: Dlq) -> anyhow::Result<()> {
+    use wasmtel::dead_letter::{self, replay};
+    match action {
+        Dlq::List { state, reason, since, json } => {
+            let (dir, _) = state.resolve()?;
+            let filter = replay::Filter { reason, since };
+            let done = replay::replayed(&dir)?;
+            let mut shown = 0;
+            let unreadable = dead_letter::read(&dir, |stored| {
+                if !filter.matches(&stored) {
+                    return;
+                }
+                shown += 1;
+                let l = &stored.letter;
+                if json {
+                    let mut v = serde_json::to_value(l).expect("a dead letter serializes");
+                    v["id"] = stored.id.into();
+                    v["replayed"] = done.contains(&stored.id).into();
+                    println!("{v}");
+                } else {
+                    let reason: String = l.reason.chars().take(80).collect();
+                    let mark = if done.contains(&stored.id) { " (replayed)" } else { "" };
+                    println!(
+                        "{:>8}  {}  {:<6}  {:<16}  {:<40}  {reason}{mark}",
+                        stored.id,
+                        wasmtel::event::format_time(l.ts),
+                        l.stage.as_str(),
+                        l.component,
+                        l.event_id
+                    );
+                }
+            })?;
+            if !json {
+                eprintln!("{shown} dead letter(s){}", if unreadable > 0 { format!(", {unreadable} unreadable") } else { String::new() });
+            }
+            Ok(())
+        }
+        Dlq::Show { state, id } => {
+            let (dir, _) = state.resolve()?;
+            let mut found = None;
+            dead_letter::read(&dir, |stored| {
+                if stored.id == id {
+                    found = Some(stored);
+                }
+            })?;
+            let stored = found.ok_or_else(|| anyhow::anyhow!("no dead letter with id {id} (see `wasmtel dlq list`)"))?;
+            let mut v = serde_json::to_value(&stored.letter)?;
+            v["id"] = stored.id.into();
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(())
+        }
+        Dlq::Replay { state, reason, since } => {
+            let (dir, loaded) = state.resolve()?;
+            let (log_config, limits) = loaded
+                .map(|l| (l.config.log, l.config.event_limits))
+                .unwrap_or_default();
+            let _lock = wasmtel::log::StateLock::acquire(&dir).map_err(|e| {
+                anyhow::anyhow!("{e}\n(replay writes into the state folder: stop the process using it, replay, then start it again)")
+            })?;
+            let raw = wasmtel::topology::open_raw_log(&dir, &log_config)?;
+            let report = replay::replay(&dir, &raw, &replay::Filter { reason, since }, &limits)?;
+            eprintln!(
+                "replayed {} event(s) into the raw log (they go through redaction and every sink on the next start); skipped {} already replayed, {} duplicate id(s), {} that still are not events",
+                report.replayed, report.already_replayed, report.duplicate_ids, report.not_events
+            );
+            Ok(())
+        }
+    }
 }
 
 fn print_reports(db: &Path, json: bool) -> anyhow::Result<()> {
@@ -284,28 +436,16 @@ fn print_reports(db: &Path, json: bool) -> anyhow::Result<()> {
 }
 
 fn worker(loaded: &LoadedConfig) -> anyhow::Result<()> {
-    let file = &loaded.file;
-    let Some(worker) = &loaded.config.worker else {
+    if loaded.config.worker.is_none() {
         return Err(config::ConfigError::new(
-            file,
+            &loaded.file,
             "worker",
-            "`wasmtel worker` needs a [worker] section (brokers, topic, [worker.loki])",
+            "`wasmtel worker` needs a [worker] section (brokers, topic, and [worker.loki] or [[sinks]])",
         )
         .into());
-    };
-    if loaded.config.redactors.is_empty() {
-        return Err(config::ConfigError::new(file, "redactors", "the worker redacts what it reads (a topic may carry events from other producers): add a [[redactors]] entry, e.g. module = \"builtin:redactor-pii\"").into());
     }
-    std::fs::create_dir_all(&loaded.config.state_dir)?;
-    let runtime = wasmtel::pipeline::runtime_for(loaded)?;
-    let chain = wasmtel::pipeline::redaction_chain(loaded, &runtime)?;
-    let mut dead = wasmtel::dead_letter::DeadLetters::open(&loaded.config.state_dir)?;
-    let tokio = tokio::runtime::Runtime::new()?;
-    let stats = tokio.block_on(wasmtel::worker::run(worker, &chain, &mut dead, wasmtel::shutdown::signal()))?;
-    eprintln!(
-        "wasmtel worker: consumed {}, delivered {}, dead-lettered {}, commits {}",
-        stats.consumed, stats.delivered, stats.dead_lettered, stats.commits
-    );
+    let (stats, _) = run_graph(loaded, Mode::Worker)?;
+    eprint!("{stats}");
     Ok(())
 }
 
@@ -372,6 +512,7 @@ fn redact(
         module: String::new(),
         sha256: None,
         batch_size: config::DEFAULT_BATCH_SIZE,
+        batch_bytes: wasmtel::transforms::redact::DEFAULT_BATCH_BYTES,
         limits: Default::default(),
         config: Default::default(),
         config_from_env: Default::default(),
@@ -383,23 +524,21 @@ fn redact(
     }
     cfg.redactors = vec![redactor];
     cfg.collectors.clear();
-    cfg.sinks = vec![Sink::Stdout { streams: vec![Stream::Events] }];
+    cfg.sinks = vec![Sink::Stdout { name: "stdout".into(), streams: vec![Stream::Events], when_full: Default::default() }];
     let unknown_fields = cfg.events.as_ref().map(|e| e.unknown_fields).unwrap_or_default();
-    cfg.events = Some(EventsSource { path: "-".into(), unknown_fields });
+    cfg.events = Some(EventsSource { path: "-".into(), unknown_fields, checkpoint: false });
     if let Some(dir) = state_dir {
         cfg.state_dir = dir;
     } else if config_file.is_none() {
         cfg.state_dir = PathBuf::from("wasmtel-state");
     }
-    let mut pipeline = Pipeline::build(&loaded)?;
-    pipeline.process_events(std::io::stdin().lock(), "stdin")?;
-    let stats = pipeline.stats();
+    let (stats, _) = run_graph(&loaded, Mode::Redact)?;
     eprintln!(
         "redact: {} in, {} out, {} dead-lettered ({}), {} findings",
         stats.events_in,
         stats.events_out,
         stats.dead_lettered(),
-        pipeline.dead_letter_path().display(),
+        wasmtel::dead_letter::dir(&loaded.config.state_dir).display(),
         stats.findings.values().sum::<u64>()
     );
     Ok(())

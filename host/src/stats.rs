@@ -1,18 +1,30 @@
-//! Counters of a run and the summary printed at its end.
+//! Counters of a run, shared by the stages, and the summary printed at its
+//! end.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// What one sink did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinkStats {
+    /// Items delivered.
+    pub sent: u64,
+    /// Items dead-lettered (refused, or moved out of a full log).
+    pub dead_lettered: u64,
+    /// Sends that were retried because the destination was unavailable.
+    pub retries: u64,
+}
+
 /// What happened during a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Input lines read (valid or not).
+    /// Inputs read by the redaction stage (valid or not).
     pub events_in: u64,
-    /// Events delivered to the sinks.
+    /// Events redacted into the redacted log.
     pub events_out: u64,
-    /// Lines that were not valid events.
+    /// Inputs that were not valid events (or unreadable log records).
     pub dead_source: u64,
-    /// Events whose redaction failed closed.
+    /// Events a redactor failed on.
     pub dead_redact: u64,
     /// Events a sink refused.
     pub dead_sink: u64,
@@ -20,14 +32,14 @@ pub struct Stats {
     pub findings: BTreeMap<String, u64>,
     /// Failed redactor calls, per kind (`timeout`, `trap`, ...).
     pub guest_failures: BTreeMap<String, u64>,
-    /// Reports delivered.
+    /// Reports collected.
     pub reports: u64,
     /// Resource counts in those reports.
     pub counts_reported: u64,
     /// Collections that failed.
     pub collector_failures: u64,
-    /// Per event sink: events it took and events it refused.
-    pub per_sink: BTreeMap<String, (u64, u64)>,
+    /// Per event sink.
+    pub per_sink: BTreeMap<String, SinkStats>,
 }
 
 impl Stats {
@@ -57,6 +69,9 @@ impl fmt::Display for Stats {
         }
         for (kind, n) in &self.guest_failures {
             writeln!(f, "  guest failures:   {kind} x{n}")?;
+        }
+        for (name, s) in &self.per_sink {
+            writeln!(f, "  sink {name}: {} delivered, {} dead-lettered", s.sent, s.dead_lettered)?;
         }
         write!(f, "  reports:          {} ({} counts", self.reports, self.counts_reported)?;
         if self.collector_failures > 0 {

@@ -15,8 +15,8 @@ use chrono::Utc;
 use serde_json::Value;
 
 use crate::config::UnknownFields;
-use crate::event::Event;
-use crate::transforms::redact::{FindingSource, RedactionChain, new_batch};
+use crate::event::{Event, Record};
+use crate::transforms::redact::{FindingSource, Packed, RedactionChain};
 
 /// One case that did not hold.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +39,7 @@ pub struct VectorReport {
 /// Runs every case in `text` (JSONL) against `redactor`.
 pub fn run(redactor: Arc<dyn FindingSource>, text: &str) -> Result<VectorReport, String> {
     let chain = RedactionChain::new(vec![redactor]);
-    let mut batch = new_batch();
+    let mut batch = Packed::default();
     let mut report = VectorReport::default();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -52,16 +52,21 @@ pub fn run(redactor: Arc<dyn FindingSource>, text: &str) -> Result<VectorReport,
             .map_err(|e| format!("{name}: `input` is not an event: {e}"))?;
         let expect = &case["expect"];
         report.total += 1;
-        let outcome = chain.redact(vec![input], std::slice::from_ref(&name), &mut batch);
+        let id = crate::event::id_part(&name, 100);
+        let outcome = chain.redact(vec![Record { id, event: input }], &mut batch);
         let mut fail = |detail: String| report.failures.push(Mismatch { name: name.clone(), detail });
-        match (outcome, expect) {
+        let result = match outcome.rejected.into_iter().next() {
+            Some(rejected) => Err(rejected),
+            None => Ok(outcome.passed),
+        };
+        match (result, expect) {
             (Err(_), Value::String(s)) if s == "fail-closed" => {}
-            (Err(failed), _) => fail(format!("the batch failed closed: {}", failed.failure)),
+            (Err(failed), _) => fail(format!("the event failed closed: {}", failed.failure)),
             (Ok(_), Value::String(s)) if s == "fail-closed" => {
-                fail("expected the batch to fail closed, but it passed".into())
+                fail("expected the event to fail closed, but it passed".into())
             }
             (Ok(passed), Value::Object(fields)) => {
-                let got = passed.events[0].event().to_json();
+                let got = passed[0].event().to_json();
                 for (key, want) in fields {
                     if &got[key] != want {
                         fail(format!("`{key}`: expected {want}, got {}", got[key]));

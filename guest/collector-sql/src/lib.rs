@@ -2,7 +2,7 @@
 //! counts with SQL taken from its module configuration.
 //!
 //! The component implements the `collector` world of
-//! `wasmtel:telemetry@0.1.0`. On every `collect` call it reads its settings
+//! `wasmtel:telemetry@0.2.0`. On every `collect` call it reads its settings
 //! through `host.config-get`, runs one read-only `SELECT` per configured
 //! resource through `sql.query`, and turns every returned row into a
 //! `resource-count`. Optionally it also reports base information (system

@@ -16,6 +16,11 @@
 //! - `panic-on-marker`: behaves (redacts the word `secret`) unless a field
 //!   contains `PANIC`, then panics — to show one bad batch does not poison the
 //!   next;
+//! - `markers`: behaves (redacts `secret`) unless a field contains one of
+//!   the markers `PANIC` (panics), `SPIN` (loops until the deadline), `HOG`
+//!   (allocates until the memory cap) or `BADSPAN` (returns a span past the
+//!   end of that field) — to show that only the events carrying a marker are
+//!   dead-lettered and every other event in the batch is delivered;
 //! - anything else / unset: redacts every occurrence of `secret`.
 
 wit_bindgen::generate!({
@@ -97,6 +102,32 @@ impl Guest for Hostile {
                     panic!("marker seen");
                 }
                 Ok(redact_word(&batch))
+            }
+            Some("markers") => {
+                let has = |marker: &[u8]| batch.buffer.windows(marker.len()).any(|w| w == marker);
+                if has(b"PANIC") {
+                    panic!("marker seen");
+                }
+                if has(b"SPIN") {
+                    let mut n: u64 = 0;
+                    loop {
+                        n = std::hint::black_box(n.wrapping_add(1));
+                    }
+                }
+                if has(b"HOG") {
+                    let mut hoard: Vec<Vec<u8>> = Vec::new();
+                    loop {
+                        hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
+                    }
+                }
+                let mut out = redact_word(&batch);
+                for (i, f) in batch.fields.iter().enumerate() {
+                    let text = &batch.buffer[f.text_start as usize..(f.text_start + f.text_len) as usize];
+                    if text.windows(7).any(|w| w == b"BADSPAN") {
+                        out.push(finding(i as u32, 0, f.text_len + 10));
+                    }
+                }
+                Ok(out)
             }
             _ => Ok(redact_word(&batch)),
         }

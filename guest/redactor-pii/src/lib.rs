@@ -65,6 +65,37 @@ fn load_settings() -> Result<Settings, PluginError> {
     Ok(Settings { scanner: Scanner::new(rules), replacement })
 }
 
+/// Writes into `out` the part of a field's path the rules use: the nearest
+/// named step (array positions skipped), under `metadata.` when the field is
+/// nested, e.g. `metadata.authorization` or `userId`. Costs O(depth), never
+/// the length of the full path.
+fn short_path(batch: &Batch, step: u32, out: &mut String) -> Result<(), PluginError> {
+    let bad = || PluginError::InvalidInput("a path step points outside the batch".into());
+    out.clear();
+    let mut at = batch.paths.get(step as usize).ok_or_else(bad)?;
+    let nested = at.parent.is_some();
+    // Bounded by the number of steps, so a malformed cycle cannot spin.
+    for _ in 0..batch.paths.len() {
+        if at.name_len > 0 {
+            break;
+        }
+        match at.parent {
+            Some(parent) => at = batch.paths.get(parent as usize).ok_or_else(bad)?,
+            None => break,
+        }
+    }
+    let name = batch
+        .buffer
+        .get(at.name_start as usize..at.name_start as usize + at.name_len as usize)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .ok_or_else(bad)?;
+    if nested {
+        out.push_str("metadata.");
+    }
+    out.push_str(name);
+    Ok(())
+}
+
 /// The component.
 struct RedactorPii;
 
@@ -80,11 +111,12 @@ impl Guest for RedactorPii {
         };
         let mut findings = Vec::new();
         let mut matches: Vec<Match> = Vec::new();
+        let mut path = String::new();
         for (index, field) in batch.fields.iter().enumerate() {
             let text = text_at(field.text_start, field.text_len)?;
-            let path = text_at(field.path_start, field.path_len)?;
+            short_path(&batch, field.path, &mut path)?;
             matches.clear();
-            let ctx = FieldContext { path, is_key: field.part == FieldPart::Key };
+            let ctx = FieldContext { path: &path, is_key: field.part == FieldPart::Key };
             settings.scanner.scan(ctx, text, &mut matches);
             for m in &matches {
                 let replacement = match &settings.replacement {

@@ -17,9 +17,9 @@ use crate::config::Limits;
 use crate::guard::Redacted;
 use crate::runtime::redactor::RedactorModule;
 use crate::runtime::{ModuleSource, Runtime, RuntimeOptions};
-use crate::sinks::Sink;
 use crate::sinks::kafka::{KafkaConfig, KafkaSink};
-use crate::transforms::redact::{RedactionChain, new_batch};
+use crate::sinks::{EventSink, Item};
+use crate::transforms::redact::{Packed, RedactionChain};
 
 fn redactor_chain() -> anyhow::Result<RedactionChain> {
     let runtime = Runtime::new(RuntimeOptions::default())?;
@@ -31,7 +31,7 @@ fn redactor_chain() -> anyhow::Result<RedactionChain> {
 
 /// Runs the Kafka benchmark against `brokers`/`topic` and prints the figures.
 pub fn kafka(brokers: &str, topic: &str, events: usize, batch: usize) -> anyhow::Result<()> {
-    let input = synthetic::events(events);
+    let input = synthetic::records(events);
     let config: KafkaConfig = toml::from_str(&format!("brokers = {brokers:?}\ntopic = {topic:?}"))?;
     println!(
         "bench kafka: {events} synthetic events into {topic} on {brokers} (acks=all, idempotent, {} compression, linger {} ms; the sink takes batches of {batch})",
@@ -41,7 +41,7 @@ pub fn kafka(brokers: &str, topic: &str, events: usize, batch: usize) -> anyhow:
     // (a) A bare producer, same settings, same payloads; measured before and
     // after the sink (the broker slows as its storage grows) and averaged.
     let producer: FutureProducer = config.client_config().create()?;
-    let payloads: Vec<(String, String)> = input.iter().map(|e| (e.org_id.clone(), e.to_json_line())).collect();
+    let payloads: Vec<(String, String)> = input.iter().map(|r| (r.event.org_id.clone(), r.to_json_line())).collect();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let bare_run = || -> anyhow::Result<f64> {
         runtime.block_on(async {
@@ -73,25 +73,26 @@ pub fn kafka(brokers: &str, topic: &str, events: usize, batch: usize) -> anyhow:
 
     // (b) The sink, redaction off.
     let mut sink = KafkaSink::new(config.clone())?;
-    let sealed: Vec<Redacted> = input.iter().cloned().map(Redacted::seal).collect();
+    let sealed: Vec<Item> = input.iter().cloned().map(|r| Item::Event(Redacted::seal(r))).collect();
     let start = Instant::now();
     for chunk in sealed.chunks(batch) {
-        let refused = sink.send_events(chunk)?;
-        anyhow::ensure!(refused.is_empty(), "deliveries failed: {}", refused[0].1);
+        let sent = runtime.block_on(sink.send(chunk))?;
+        anyhow::ensure!(sent.refused.is_empty() && sent.retry.is_empty(), "deliveries failed: {sent:?}");
     }
     let off = start.elapsed().as_secs_f64();
 
     // (c) Redaction (WASM) + the sink.
     let chain = redactor_chain()?;
-    let ids: Vec<String> = (0..batch).map(|i| format!("bench:{i}")).collect();
-    let mut scratch = new_batch();
+    let mut scratch = Packed::default();
     let start = Instant::now();
     for chunk in input.chunks(batch) {
-        let passed = chain
-            .redact(chunk.to_vec(), &ids[..chunk.len()], &mut scratch)
-            .map_err(|f| anyhow::anyhow!("{}", f.failure))?;
-        let refused = sink.send_events(&passed.events)?;
-        anyhow::ensure!(refused.is_empty(), "deliveries failed: {}", refused[0].1);
+        let outcome = chain.redact(chunk.to_vec(), &mut scratch);
+        if let Some(r) = outcome.rejected.first() {
+            anyhow::bail!("{}", r.failure);
+        }
+        let items: Vec<Item> = outcome.passed.into_iter().map(Item::Event).collect();
+        let sent = runtime.block_on(sink.send(&items))?;
+        anyhow::ensure!(sent.refused.is_empty() && sent.retry.is_empty(), "deliveries failed: {sent:?}");
     }
     let on = start.elapsed().as_secs_f64();
     let bare = (bare_before + bare_run()?) / 2.0;
@@ -121,14 +122,15 @@ pub fn loki(events: usize) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let stub = runtime.block_on(LokiStub::start())?;
     let now = chrono::Utc::now();
-    let sealed: Vec<Redacted> = synthetic::events(events)
+    let sealed: Vec<Redacted> = synthetic::records(events)
         .into_iter()
         .enumerate()
-        .map(|(i, mut e)| {
-            e.created_at = now - chrono::Duration::milliseconds((events - i) as i64);
-            Redacted::seal(e)
+        .map(|(i, mut r)| {
+            r.event.created_at = now - chrono::Duration::milliseconds((events - i) as i64);
+            Redacted::seal(r)
         })
         .collect();
+    let sealed: Vec<&Redacted> = sealed.iter().collect();
     println!("bench loki: {events} events pushed to the Loki stand-in on {} (batches of 1000)", stub.addr);
     let mut figures = Vec::new();
     for encoding in ["protobuf", "json"] {

@@ -37,6 +37,7 @@ pub fn run(clients: usize, batches: usize, batch: usize) -> anyhow::Result<()> {
             source: e.source,
             metadata: serde_json::Value::Object(e.metadata).to_string().into_bytes(),
             created_at: None,
+            id: String::new(),
         })
         .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -51,21 +52,20 @@ pub fn run(clients: usize, batches: usize, batch: usize) -> anyhow::Result<()> {
             ""
         };
         let text = format!(
-            "state_dir = \"state\"\n[ingest]\nmax_batch = {batch}\nqueue_capacity = 200000\nrequest_telemetry = false\n{redactors}[[sinks]]\nkind = \"jsonl\"\npath = \"out.jsonl\"\nstreams = [\"events\"]\n"
+            "state_dir = \"state\"\n[ingest]\nmax_batch = {batch}\nrequest_telemetry = false\n{redactors}[[sinks]]\nkind = \"jsonl\"\npath = \"out.jsonl\"\nstreams = [\"events\"]\n"
         );
         let loaded = crate::config::parse(&dir.join("bench.toml"), &text)?;
+        let mut plan = crate::topology::Plan::build(&loaded)?;
+        plan.allow_unredacted = true;
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = runtime.spawn(async move {
-            super::super::sources::ingest::serve_with(
-                &loaded,
-                listener,
-                async {
-                    let _ = stopped.await;
-                },
-                true,
-            )
+            crate::sources::ingest::serve_plan(plan, listener, async {
+                if stopped.await.is_err() {
+                    tracing::debug!("the benchmark dropped its stop signal");
+                }
+            })
             .await
         });
         let started = Instant::now();

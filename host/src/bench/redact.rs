@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use crate::config::Limits;
 use crate::runtime::redactor::RedactorModule;
 use crate::runtime::{ModuleSource, Runtime, RuntimeOptions};
-use crate::transforms::redact::{FindingSource, NativeRedactor, RedactionChain, new_batch, pack};
+use crate::event::Record;
+use crate::transforms::redact::{FindingSource, NativeRedactor, Packed, RedactionChain, pack};
 
 use super::synthetic;
 
@@ -28,8 +29,8 @@ pub struct Figure {
 
 /// Runs the benchmark and prints the figures.
 pub fn run(events: usize, batch_size: usize) -> anyhow::Result<Vec<Figure>> {
-    let input = synthetic::events(events);
-    let bytes: usize = input.iter().map(|e| e.to_json_line().len() + 1).sum();
+    let input = synthetic::records(events);
+    let bytes: usize = input.iter().map(|r| r.to_json_line().len() + 1).sum();
     println!(
         "bench redact: {events} synthetic events, {:.0} bytes/event on average, batches of {batch_size}",
         bytes as f64 / events as f64
@@ -67,9 +68,9 @@ pub fn run(events: usize, batch_size: usize) -> anyhow::Result<Vec<Figure>> {
     let batches: Vec<_> = input
         .chunks(batch_size)
         .map(|chunk| {
-            let mut b = new_batch();
-            pack(chunk.iter(), &mut b);
-            b
+            let mut b = Packed::default();
+            pack(chunk.iter().map(|r| &r.event), usize::MAX, &mut b);
+            b.batch
         })
         .collect();
     let mut scan_times = Vec::new();
@@ -98,27 +99,22 @@ pub fn run(events: usize, batch_size: usize) -> anyhow::Result<Vec<Figure>> {
     Ok(figures)
 }
 
-fn measure(
-    chain: &RedactionChain,
-    input: &[crate::event::Event],
-    batch_size: usize,
-) -> anyhow::Result<(Duration, u64, Vec<String>)> {
-    let mut scratch = new_batch();
-    let ids: Vec<String> = (0..batch_size).map(|i| format!("bench:{i}")).collect();
+fn measure(chain: &RedactionChain, input: &[Record], batch_size: usize) -> anyhow::Result<(Duration, u64, Vec<String>)> {
+    let mut scratch = Packed::default();
     // Warm up (instantiation, caches).
-    let warm = input.iter().take(batch_size).cloned().collect::<Vec<_>>();
-    let n = warm.len();
-    let _ = chain.redact(warm, &ids[..n], &mut scratch);
+    let warm = chain.redact(input.iter().take(batch_size).cloned().collect(), &mut scratch);
+    anyhow::ensure!(warm.rejected.is_empty(), "redaction failed during the warm-up");
     let mut findings = 0u64;
     let mut output = Vec::with_capacity(input.len());
     let start = Instant::now();
     for chunk in input.chunks(batch_size) {
-        let passed = chain
-            .redact(chunk.to_vec(), &ids[..chunk.len()], &mut scratch)
-            .map_err(|f| anyhow::anyhow!("redaction failed during the benchmark: {}", f.failure))?;
-        findings += passed.findings_per_rule.values().sum::<u64>();
-        output.extend(passed.events);
+        let outcome = chain.redact(chunk.to_vec(), &mut scratch);
+        if let Some(r) = outcome.rejected.first() {
+            anyhow::bail!("redaction failed during the benchmark: {}", r.failure);
+        }
+        findings += outcome.findings_per_rule.values().sum::<u64>();
+        output.extend(outcome.passed);
     }
     let elapsed = start.elapsed();
-    Ok((elapsed, findings, output.into_iter().map(|e| e.into_event().to_json_line()).collect()))
+    Ok((elapsed, findings, output.into_iter().map(|e| e.into_record().to_json_line()).collect()))
 }

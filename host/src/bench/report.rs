@@ -11,8 +11,7 @@ use chrono::Utc;
 use crate::installation::ReportingSwitch;
 use crate::receiver::{ReceiverConfig, ReceiverStore};
 use crate::report::{BaseInformation, CountParentType, Report, ResourceCount};
-use crate::sinks::Sink;
-use crate::sinks::zitadel::{ZitadelConfig, ZitadelSink};
+use crate::sinks::report::zitadel::{self, ZitadelConfig};
 
 /// A report with one `users` count per organization.
 pub fn report(orgs: usize) -> Report {
@@ -55,10 +54,12 @@ pub fn run(orgs: usize) -> anyhow::Result<()> {
     for bulk in [100usize, 1000] {
         let sink_config: ZitadelConfig =
             toml::from_str(&format!("endpoint = \"http://{addr}\"\nbulk_size = {bulk}\nname = \"bench-{bulk}\""))?;
-        let mut sink = ZitadelSink::new(sink_config, &dir.join(format!("state-{bulk}")), ReportingSwitch::default())?;
-        sink.send_report(&crate::bench::report::report(10))?; // connect and warm up
+        let mut sink = zitadel::sink(sink_config, &dir.join(format!("state-{bulk}")), ReportingSwitch::default())?;
+        sink.push(&crate::bench::report::report(10))?; // connect and warm up
+        runtime.block_on(sink.drain())?;
         let start = Instant::now();
-        sink.send_report(&report)?;
+        sink.push(&report)?;
+        runtime.block_on(sink.drain())?;
         let secs = start.elapsed().as_secs_f64();
         anyhow::ensure!(sink.stats().delivered == 2, "the benchmark report was not delivered");
         let rpcs = orgs.div_ceil(bulk) + usize::from(orgs.is_multiple_of(bulk)) + 1;

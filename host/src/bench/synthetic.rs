@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::event::Event;
+use crate::event::{Event, Record};
 
 /// A small deterministic generator (xorshift), so every run sees the same data.
 struct Rng(u64);
@@ -66,4 +66,9 @@ pub fn events(n: usize) -> Vec<Event> {
             }
         })
         .collect()
+}
+
+/// [`events`] as records with ids `bench:<n>`.
+pub fn records(n: usize) -> Vec<Record> {
+    events(n).into_iter().enumerate().map(|(i, event)| Record { id: format!("bench:{i}"), event }).collect()
 }

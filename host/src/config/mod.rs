@@ -76,6 +76,10 @@ pub fn parse(file: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
     })?;
     let base = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     config.resolve_paths(base);
+    if let Some(capacity) = config.ingest.as_ref().and_then(|i| i.queue_capacity) {
+        tracing::warn!(file = %file.display(), "ingest.queue_capacity is deprecated: set [log] max_events instead");
+        config.log.max_events = capacity;
+    }
     config.validate(file)?;
     Ok(LoadedConfig { config, file: file.to_path_buf() })
 }

@@ -48,10 +48,130 @@ pub struct Config {
     pub ingest: Option<crate::sources::ingest::IngestConfig>,
     /// `wasmtel worker` settings (Kafka → Loki).
     #[serde(default)]
-    pub worker: Option<crate::worker::WorkerConfig>,
+    pub worker: Option<crate::sources::kafka::WorkerConfig>,
     /// `wasmtel receive` settings.
     #[serde(default)]
     pub receiver: Option<crate::receiver::ReceiverConfig>,
+    /// What an accepted event may contain (every source checks it).
+    #[serde(default)]
+    pub event_limits: crate::event::limits::EventLimits,
+    /// The durable logs (raw and redacted) in `<state_dir>/log`.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// The dead-letter store in `<state_dir>/dead-letter`.
+    #[serde(default)]
+    pub dead_letter: DeadLetterConfig,
+    /// How the stages run.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+}
+
+/// `[log]`: bounds of each of the two durable logs (raw events waiting for
+/// redaction; redacted events waiting for every sink).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Most bytes of segment files per log (default 1 GiB); when reached,
+    /// ingest answers with a retryable status.
+    #[serde(default = "default_log_bytes")]
+    pub max_bytes: u64,
+    /// Most events waiting per log (default 1000000).
+    #[serde(default = "default_log_events")]
+    pub max_events: u64,
+    /// Size at which a new segment file is started (default 64 MiB); a
+    /// segment is removed once every reader has passed it.
+    #[serde(default = "default_segment_bytes")]
+    pub segment_bytes: u64,
+}
+
+fn default_log_bytes() -> u64 {
+    1 << 30
+}
+fn default_log_events() -> u64 {
+    1_000_000
+}
+fn default_segment_bytes() -> u64 {
+    64 << 20
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            max_bytes: default_log_bytes(),
+            max_events: default_log_events(),
+            segment_bytes: default_segment_bytes(),
+        }
+    }
+}
+
+/// `[dead_letter]`: bounds of the dead-letter store.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    /// Most bytes kept (default 256 MiB); past it the oldest segment is
+    /// removed and its records counted as dropped.
+    #[serde(default = "default_dead_bytes")]
+    pub max_bytes: u64,
+    /// Size of one segment file (default 16 MiB), the unit of rotation.
+    #[serde(default = "default_dead_segment")]
+    pub segment_bytes: u64,
+}
+
+fn default_dead_bytes() -> u64 {
+    256 << 20
+}
+fn default_dead_segment() -> u64 {
+    16 << 20
+}
+
+impl Default for DeadLetterConfig {
+    fn default() -> Self {
+        DeadLetterConfig { max_bytes: default_dead_bytes(), segment_bytes: default_dead_segment() }
+    }
+}
+
+/// `[pipeline]`: how the stages run.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Threads running redactors (default 0: one per CPU core).
+    #[serde(default)]
+    pub redaction_threads: usize,
+    /// How long `run --once` and a shutdown wait for sinks to deliver what
+    /// is in the redacted log (default 30000); what is left stays in the
+    /// log for the next start.
+    #[serde(default = "default_drain")]
+    pub drain_timeout_ms: u64,
+    /// Consecutive failures of one stage after which the process exits
+    /// non-zero so a service manager restarts it (default 5).
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: u32,
+}
+
+fn default_drain() -> u64 {
+    30_000
+}
+fn default_max_restarts() -> u32 {
+    5
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig { redaction_threads: 0, drain_timeout_ms: default_drain(), max_restarts: default_max_restarts() }
+    }
+}
+
+/// What a sink does when the redacted log is full because it is behind.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Keep everything; ingest answers with a retryable status until the
+    /// sink catches up (default).
+    #[default]
+    Block,
+    /// Move the sink's oldest events to the dead-letter store (counted,
+    /// replayable) so ingest and the other sinks go on.
+    DeadLetter,
 }
 
 /// `[reporting]`: whether report sinks may transmit at all.
@@ -143,6 +263,11 @@ pub struct EventsSource {
     /// Policy for unknown top-level fields.
     #[serde(default)]
     pub unknown_fields: UnknownFields,
+    /// Keep the file's position in `<state_dir>/sources/events` so the next
+    /// run goes on where this one stopped (default true); `false` reads the
+    /// whole file every run.
+    #[serde(default = "yes")]
+    pub checkpoint: bool,
 }
 
 /// A database modules may query.
@@ -174,6 +299,10 @@ pub struct RedactorModule {
     /// Events per call.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Most bytes of packed text per call (default 4 MiB); bigger batches
+    /// are split before the call.
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: usize,
     /// Limit overrides.
     #[serde(default, flatten)]
     pub limits: LimitOverrides,
@@ -191,6 +320,9 @@ pub struct RedactorModule {
 
 fn default_batch_size() -> usize {
     DEFAULT_BATCH_SIZE
+}
+fn default_batch_bytes() -> usize {
+    crate::transforms::redact::DEFAULT_BATCH_BYTES
 }
 
 /// A collector module.
@@ -298,26 +430,80 @@ fn default_streams() -> Vec<Stream> {
 pub enum Sink {
     /// Standard output, one JSON object per line.
     Stdout {
+        /// The sink's name (default `stdout`).
+        #[serde(default = "default_stdout_name")]
+        name: String,
         /// What it receives (default: events and reports).
         #[serde(default = "default_streams")]
         streams: Vec<Stream>,
+        /// When the redacted log is full because this sink is behind.
+        #[serde(default)]
+        when_full: WhenFull,
     },
     /// A Kafka topic (events only).
     Kafka(crate::sinks::kafka::KafkaConfig),
     /// Grafana Loki (events only).
     Loki(crate::sinks::loki::LokiConfig),
     /// The ZITADEL-compatible gRPC TelemetryService (reports only).
-    Zitadel(crate::sinks::zitadel::ZitadelConfig),
+    Zitadel(crate::sinks::report::zitadel::ZitadelConfig),
     /// An HTTP JSON endpoint (Scout/Metriton style; reports only).
-    HttpReport(crate::sinks::http_report::HttpReportConfig),
+    HttpReport(crate::sinks::report::http::HttpReportConfig),
     /// A JSONL file, appended to.
     Jsonl {
+        /// The sink's name (default `jsonl`).
+        #[serde(default = "default_jsonl_name")]
+        name: String,
         /// The file.
         path: PathBuf,
         /// What it receives (default: events and reports).
         #[serde(default = "default_streams")]
         streams: Vec<Stream>,
+        /// Flush every batch to disk before moving on (default true).
+        #[serde(default = "yes")]
+        sync: bool,
+        /// When the redacted log is full because this sink is behind.
+        #[serde(default)]
+        when_full: WhenFull,
     },
+}
+
+fn default_stdout_name() -> String {
+    "stdout".into()
+}
+fn default_jsonl_name() -> String {
+    "jsonl".into()
+}
+
+impl Sink {
+    /// The sink's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Sink::Stdout { name, .. } | Sink::Jsonl { name, .. } => name,
+            Sink::Kafka(k) => &k.name,
+            Sink::Loki(l) => &l.name,
+            Sink::Zitadel(z) => &z.name,
+            Sink::HttpReport(h) => &h.name,
+        }
+    }
+
+    /// Whether it takes `stream`.
+    pub fn accepts(&self, stream: Stream) -> bool {
+        match self {
+            Sink::Stdout { streams, .. } | Sink::Jsonl { streams, .. } => streams.contains(&stream),
+            Sink::Kafka(_) | Sink::Loki(_) => stream == Stream::Events,
+            Sink::Zitadel(_) | Sink::HttpReport(_) => stream == Stream::Reports,
+        }
+    }
+
+    /// Its policy when the redacted log is full (report sinks never read it).
+    pub fn when_full(&self) -> WhenFull {
+        match self {
+            Sink::Stdout { when_full, .. } | Sink::Jsonl { when_full, .. } => *when_full,
+            Sink::Kafka(k) => k.when_full,
+            Sink::Loki(l) => l.when_full,
+            Sink::Zitadel(_) | Sink::HttpReport(_) => WhenFull::Block,
+        }
+    }
 }
 
 impl Config {
@@ -381,6 +567,34 @@ impl Config {
     /// Checks what serde cannot: references between sections and value ranges.
     pub(super) fn validate(&self, file: &Path) -> Result<(), ConfigError> {
         check_limits(file, "limits", &self.limits)?;
+        self.event_limits
+            .validate()
+            .map_err(|(key, message)| ConfigError::new(file, format!("event_limits.{key}"), message))?;
+        let log = &self.log;
+        if log.segment_bytes < 4096 || log.segment_bytes > 1 << 30 {
+            return Err(ConfigError::new(file, "log.segment_bytes", "expected bytes from 4096 to 1073741824"));
+        }
+        if log.max_bytes < 2 * log.segment_bytes {
+            return Err(ConfigError::new(
+                file,
+                "log.max_bytes",
+                format!("expected at least twice log.segment_bytes ({} bytes)", 2 * log.segment_bytes),
+            ));
+        }
+        if log.max_events == 0 {
+            return Err(ConfigError::new(file, "log.max_events", "expected at least 1"));
+        }
+        let dead = &self.dead_letter;
+        if dead.segment_bytes < 4096 || dead.max_bytes < 2 * dead.segment_bytes {
+            return Err(ConfigError::new(
+                file,
+                "dead_letter.max_bytes",
+                "expected at least twice dead_letter.segment_bytes, which is at least 4096",
+            ));
+        }
+        if self.pipeline.max_restarts == 0 {
+            return Err(ConfigError::new(file, "pipeline.max_restarts", "expected at least 1"));
+        }
         let mut names = std::collections::BTreeSet::new();
         for (i, r) in self.redactors.iter().enumerate() {
             let key = format!("redactors[{i}]");
@@ -389,6 +603,13 @@ impl Config {
                     file,
                     format!("{key}.name"),
                     format!("the name {:?} is used twice; module names must be unique", r.name),
+                ));
+            }
+            if r.batch_bytes < 1024 || r.batch_bytes > 256 << 20 {
+                return Err(ConfigError::new(
+                    file,
+                    format!("{key}.batch_bytes"),
+                    "expected bytes from 1024 to 268435456",
                 ));
             }
             if r.batch_size == 0 || r.batch_size > 100_000 {
@@ -428,8 +649,29 @@ impl Config {
             check_limits(file, &key, &c.limits.apply(self.limits))?;
             check_pin(file, &key, c.sha256.as_deref())?;
         }
+        let mut sink_names = std::collections::BTreeMap::new();
         for (i, sink) in self.sinks.iter().enumerate() {
             let key = format!("sinks[{i}]");
+            let name = sink.name();
+            if name.is_empty()
+                || name.len() > 64
+                || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return Err(ConfigError::new(
+                    file,
+                    format!("{key}.name"),
+                    format!("expected 1 to 64 characters of [A-Za-z0-9._-], found {name:?}"),
+                ));
+            }
+            if let Some(first) = sink_names.insert(name.to_string(), i) {
+                return Err(ConfigError::new(
+                    file,
+                    format!("{key}.name"),
+                    format!(
+                        "the name {name:?} is already used by sinks[{first}]; give each sink its own `name` (it names the sink's place in the log)"
+                    ),
+                ));
+            }
             match sink {
                 Sink::Zitadel(z) => {
                     if !(z.endpoint.starts_with("http://") || z.endpoint.starts_with("https://")) {

@@ -56,7 +56,7 @@ impl CollectorModule {
             linker.instantiate_pre(&component).and_then(CollectorPre::new).map_err(anyhow::Error::from).with_context(
                 || {
                     format!(
-                        "module {:?} ({}) does not implement the `collector` world of wasmtel:telemetry@0.1.0",
+                        "module {:?} ({}) does not implement the `collector` world of wasmtel:telemetry@0.2.0",
                         source.name, source.origin
                     )
                 },

@@ -17,7 +17,7 @@ use super::state::{Grants, HostState};
 use super::{GuestFailure, ModuleSource, Runtime};
 use crate::config::Limits;
 
-pub use super::bindings::redactor::wasmtel::telemetry::redaction::{Batch, Field, FieldPart, Finding};
+pub use super::bindings::redactor::wasmtel::telemetry::redaction::{Batch, Field, FieldPart, Finding, PathStep};
 
 /// Upper bounds (seconds) of the guest call latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 10] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
@@ -104,7 +104,7 @@ impl RedactorModule {
             linker.instantiate_pre(&component).and_then(RedactorPre::new).map_err(anyhow::Error::from).with_context(
                 || {
                     format!(
-                        "module {:?} ({}) does not implement the `redactor` world of wasmtel:telemetry@0.1.0",
+                        "module {:?} ({}) does not implement the `redactor` world of wasmtel:telemetry@0.2.0",
                         source.name, source.origin
                     )
                 },

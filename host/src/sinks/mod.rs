@@ -1,66 +1,116 @@
-//! Where redacted events and reports go. Every sink takes only
-//! [`Redacted`](crate::guard::Redacted) events. Event sinks: [`jsonl`] (a
-//! file, or standard output), [`kafka`], [`loki`]. Report sinks: [`zitadel`]
-//! (gRPC TelemetryService reporter) and [`http_report`] (HTTP JSON reporter).
+//! Where redacted events and reports go.
+//!
+//! Event sinks ([`jsonl`]: a file or standard output, [`kafka`], [`loki`])
+//! implement [`EventSink`]: they take batches of [`Item`]s — only
+//! [`Redacted`] events, and reports for sinks that take them — read from the
+//! redacted log by the topology's one delivery loop, which keeps each sink's
+//! cursor, retries, and dead-letters what a sink refuses. Report sinks
+//! ([`report`]: the ZITADEL gRPC reporter and the HTTP JSON reporter) drain
+//! their own outbox on their own task, so a down receiver never delays events.
 
-pub mod http_report;
 pub mod jsonl;
 pub mod kafka;
 pub mod loki;
-pub mod report_sink;
-pub mod zitadel;
+pub mod report;
 
-use std::path::Path;
+use std::future::Future;
+use std::pin::Pin;
 
 use crate::config::{self, Stream};
 use crate::guard::Redacted;
 use crate::report::Report;
 
-/// Events a sink refused: index into the batch and the reason.
-pub type Refused = Vec<(usize, String)>;
+/// A boxed future, as [`EventSink::send`] returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A delivery target.
-pub trait Sink: Send {
-    /// Name for logs and summaries.
-    fn name(&self) -> &str;
-    /// Whether it takes events, reports, or both.
-    fn accepts(&self, stream: Stream) -> bool;
-    /// Delivers events (in order). `Err` means none were delivered; `Ok`
-    /// lists the ones the destination refused (index into `events`, reason),
-    /// which the caller dead-letters.
-    fn send_events(&mut self, events: &[Redacted]) -> std::io::Result<Refused>;
-    /// Delivers one report.
-    fn send_report(&mut self, report: &Report) -> std::io::Result<()>;
-    /// Pushes anything buffered out.
-    fn flush(&mut self) -> std::io::Result<()>;
+/// One thing delivered to an event sink.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// A redacted event.
+    Event(Redacted),
+    /// A collector report (only for sinks whose `streams` include reports).
+    Report(Box<Report>),
 }
 
-/// Builds the configured sinks. When reporting is switched off
-/// (`opt_out` says why) the report sinks are not built at all, so nothing
-/// is transmitted, and the run says so once.
-pub fn build(configs: &[config::Sink], state_dir: &Path, opt_out: Option<&str>) -> anyhow::Result<Vec<Box<dyn Sink>>> {
-    let switch = crate::installation::ReportingSwitch::default();
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    let mut skipped = 0;
+/// What a sink did with a batch: everything not listed was delivered.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Items the destination refused for good (index into the batch, its
+    /// reason): they go to the dead-letter store.
+    pub refused: Vec<(usize, String)>,
+    /// Items not delivered now because the destination is unavailable
+    /// (index, reason): the delivery loop sends them again after a backoff,
+    /// for as long as it takes.
+    pub retry: Vec<(usize, String)>,
+}
+
+/// A fault of the sink itself, not of its destination (a file that cannot
+/// be written, standard output closed): the sink's stage fails and the
+/// supervisor restarts it from its cursor.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// An I/O error.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl SinkError {
+    /// An I/O error while doing `context`.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SinkError {
+        let context = context.into();
+        move |source| SinkError::Io { context, source }
+    }
+}
+
+/// A delivery target for events (and, for JSONL sinks, reports).
+pub trait EventSink: Send + Sync {
+    /// The sink's name (its cursor's name, in logs and metrics).
+    fn name(&self) -> &str;
+
+    /// Whether it takes `stream`.
+    fn accepts(&self, stream: Stream) -> bool;
+
+    /// Delivers `items` in order. Items not listed in the result were
+    /// delivered; `Err` is a fault of the sink itself.
+    fn send<'a>(&'a mut self, items: &'a [Item]) -> BoxFuture<'a, Result<Sent, SinkError>>;
+
+    /// Called once before the first batch with the value last saved beside
+    /// the sink's cursor ([`EventSink::checkpoint`]); returns how many items
+    /// after the cursor the destination already holds (a file written just
+    /// before a crash), which are then not sent again. Default: none.
+    fn resume(&mut self, _saved: u64) -> Result<u64, SinkError> {
+        Ok(0)
+    }
+
+    /// A value saved beside the cursor after every batch (a file's length).
+    fn checkpoint(&self) -> u64 {
+        0
+    }
+}
+
+/// The configured event sinks (report-only sinks are built by [`report`]).
+pub fn build_event_sinks(configs: &[config::Sink]) -> Result<Vec<Box<dyn EventSink>>, SinkError> {
+    let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
     for c in configs {
         match c {
-            config::Sink::Stdout { streams } => sinks.push(Box::new(jsonl::JsonlSink::stdout(streams.clone()))),
-            config::Sink::Jsonl { path, streams } => {
-                sinks.push(Box::new(jsonl::JsonlSink::file(path, streams.clone())?))
+            config::Sink::Stdout { name, streams, .. } => {
+                sinks.push(Box::new(jsonl::JsonlSink::stdout(name, streams.clone())))
+            }
+            config::Sink::Jsonl { name, path, streams, sync, .. } => {
+                sinks.push(Box::new(jsonl::JsonlSink::file(name, path, streams.clone(), *sync)?))
             }
             config::Sink::Kafka(k) => sinks.push(Box::new(kafka::KafkaSink::new(k.clone())?)),
             config::Sink::Loki(l) => sinks.push(Box::new(loki::LokiSink::new(l.clone())?)),
-            config::Sink::Zitadel(_) | config::Sink::HttpReport(_) if opt_out.is_some() => skipped += 1,
-            config::Sink::Zitadel(z) => {
-                sinks.push(Box::new(zitadel::ZitadelSink::new(z.clone(), state_dir, switch.clone())?))
-            }
-            config::Sink::HttpReport(h) => {
-                sinks.push(Box::new(http_report::HttpReportSink::new(h.clone(), state_dir, switch.clone())?))
-            }
+            config::Sink::Zitadel(_) | config::Sink::HttpReport(_) => {}
         }
-    }
-    if let (Some(reason), true) = (opt_out, skipped > 0) {
-        tracing::warn!("reporting is switched off ({reason}): {skipped} report sink(s) will transmit nothing");
     }
     Ok(sinks)
 }

@@ -42,10 +42,12 @@ pub struct KafkaConfig {
     /// (across broker outages) before reporting it failed.
     #[serde(default = "default_delivery_timeout")]
     pub delivery_timeout_ms: u64,
-    /// How many times a failed delivery is sent again before the event is
-    /// dead-lettered with the reason.
-    #[serde(default = "default_resends")]
-    pub resends: u32,
+    /// When the redacted log is full because this sink is behind: `block`
+    /// (default: ingest answers with a retryable status until it catches
+    /// up) or `dead_letter` (its oldest events move to the dead-letter store,
+    /// counted and replayable, so the other sinks go on).
+    #[serde(default)]
+    pub when_full: crate::config::WhenFull,
     /// Further librdkafka settings, passed through.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
@@ -65,9 +67,6 @@ fn default_batch_bytes() -> usize {
 }
 fn default_delivery_timeout() -> u64 {
     120_000
-}
-fn default_resends() -> u32 {
-    2
 }
 
 impl KafkaConfig {

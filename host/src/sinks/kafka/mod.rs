@@ -1,10 +1,12 @@
 //! The Kafka sink: each redacted event becomes one message — its JSON form
-//! (camelCase, as `shared/spec/ingest.md` maps it) as the value and, by
-//! default, the organization id as the key. The producer runs with
-//! `acks=all` and idempotence on; an event counts as delivered only when its
-//! delivery report says the broker has it. Failed deliveries are sent again
-//! (`resends`), then dead-lettered with the reason. Producer errors never
-//! reach the host application.
+//! (camelCase, as `shared/spec/ingest.md` maps it, with its `id`) as the
+//! value, by default the organization id as the key, and the event id in the
+//! `wasmtel-event-id` header so consumers can drop re-delivered duplicates.
+//! The producer runs with `acks=all` and idempotence on; an event counts as
+//! delivered only when its delivery report says the broker has it. A
+//! delivery that failed because the broker is unreachable or slow is handed
+//! back for a retry (the event stays in the redacted log meanwhile); one the
+//! broker refuses for good (a message too large, say) is dead-lettered.
 
 mod config;
 
@@ -12,71 +14,52 @@ use std::time::Duration;
 
 pub use config::{KafkaConfig, KeyField};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use super::{Refused, Sink};
+use super::{BoxFuture, EventSink, Item, Sent, SinkError};
 use crate::config::Stream;
-use crate::guard::Redacted;
-use crate::report::Report;
+
+/// The header carrying the event id.
+pub const EVENT_ID_HEADER: &str = "wasmtel-event-id";
 
 /// The Kafka producer sink.
 pub struct KafkaSink {
     config: KafkaConfig,
     producer: FutureProducer,
-    runtime: tokio::runtime::Runtime,
 }
 
 impl KafkaSink {
     /// Creates the producer (it connects in the background).
-    pub fn new(config: KafkaConfig) -> anyhow::Result<KafkaSink> {
-        let producer: FutureProducer = config
-            .client_config()
-            .create()
-            .map_err(|e| anyhow::anyhow!("cannot create the Kafka producer for {}: {e}", config.brokers))?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        Ok(KafkaSink { config, producer, runtime })
-    }
-
-    /// Sends `payloads` (index, key, value) and waits for every delivery
-    /// report; returns the ones that failed with the reason.
-    async fn send_all(&self, payloads: &[(usize, Option<String>, String)]) -> Vec<(usize, String)> {
-        let mut waiting = Vec::with_capacity(payloads.len());
-        let mut failed = Vec::new();
-        for (index, key, value) in payloads {
-            let mut record = FutureRecord::to(&self.config.topic).payload(value.as_str());
-            if let Some(key) = key {
-                record = record.key(key.as_str());
-            }
-            loop {
-                match self.producer.send_result(record) {
-                    Ok(delivery) => {
-                        waiting.push((*index, delivery));
-                        break;
-                    }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        // The local queue is full: let deliveries drain, then try again.
-                        record = r;
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    Err((e, _)) => {
-                        failed.push((*index, format!("Kafka producer refused the message: {e}")));
-                        break;
-                    }
-                }
-            }
-        }
-        for (index, delivery) in waiting {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => failed.push((index, format!("Kafka delivery failed: {e}"))),
-                Err(_) => failed.push((index, "Kafka delivery was cancelled (producer shut down)".into())),
-            }
-        }
-        failed
+    pub fn new(config: KafkaConfig) -> Result<KafkaSink, SinkError> {
+        let producer: FutureProducer = config.client_config().create().map_err(|e| {
+            SinkError::Other(format!("cannot create the Kafka producer for {}: {e}", config.brokers))
+        })?;
+        Ok(KafkaSink { config, producer })
     }
 }
 
-impl Sink for KafkaSink {
+/// Whether a delivery error is the broker refusing this message for good
+/// (as opposed to being unreachable, slow or busy).
+fn permanent(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    let code = match error {
+        KafkaError::MessageProduction(code) => *code,
+        _ => return false,
+    };
+    matches!(
+        code,
+        C::MessageSizeTooLarge
+            | C::InvalidMessage
+            | C::InvalidMessageSize
+            | C::InvalidRecord
+            | C::TopicAuthorizationFailed
+            | C::InvalidRequiredAcks
+            | C::PolicyViolation
+    )
+}
+
+impl EventSink for KafkaSink {
     fn name(&self) -> &str {
         &self.config.name
     }
@@ -85,43 +68,63 @@ impl Sink for KafkaSink {
         stream == Stream::Events
     }
 
-    fn send_events(&mut self, events: &[Redacted]) -> std::io::Result<Refused> {
-        let mut payloads: Vec<(usize, Option<String>, String)> = events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let event = e.event();
+    fn send<'a>(&'a mut self, items: &'a [Item]) -> BoxFuture<'a, Result<Sent, SinkError>> {
+        Box::pin(async move {
+            let mut sent = Sent::default();
+            let mut waiting = Vec::with_capacity(items.len());
+            for (index, item) in items.iter().enumerate() {
+                let Item::Event(redacted) = item else { continue };
+                let value = redacted.record().to_json_line();
                 let key = match self.config.key {
-                    KeyField::OrgId => Some(event.org_id.clone()),
+                    KeyField::OrgId => Some(redacted.event().org_id.as_str()),
                     KeyField::None => None,
                 };
-                (i, key, event.to_json_line())
-            })
-            .collect();
-        let mut refused = Vec::new();
-        for attempt in 0..=self.config.resends {
-            let failed = self.runtime.block_on(self.send_all(&payloads));
-            if failed.is_empty() {
-                return Ok(Vec::new());
+                let headers = OwnedHeaders::new().insert(Header { key: EVENT_ID_HEADER, value: Some(redacted.id()) });
+                let mut record = FutureRecord::to(&self.config.topic).payload(value.as_str()).headers(headers);
+                if let Some(key) = key {
+                    record = record.key(key);
+                }
+                loop {
+                    match self.producer.send_result(record) {
+                        Ok(delivery) => {
+                            waiting.push((index, delivery));
+                            break;
+                        }
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                            // The local queue is full: let deliveries drain, then try again.
+                            record = r;
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        Err((e, _)) if permanent(&e) => {
+                            sent.refused.push((index, format!("Kafka producer refused the message: {e}")));
+                            break;
+                        }
+                        Err((e, _)) => {
+                            sent.retry.push((index, format!("Kafka producer cannot take the message now: {e}")));
+                            break;
+                        }
+                    }
+                }
             }
-            tracing::warn!(sink = %self.config.name, failed = failed.len(), attempt, "Kafka deliveries failed: {}", failed[0].1);
-            if attempt == self.config.resends {
-                refused = failed;
-                break;
+            for (index, delivery) in waiting {
+                match delivery.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) if permanent(&e) => sent.refused.push((index, format!("Kafka refused: {e}"))),
+                    Ok(Err((e, _))) => sent.retry.push((index, format!("Kafka delivery failed: {e}"))),
+                    Err(_) => sent.retry.push((index, "Kafka delivery was cancelled (producer shut down)".into())),
+                }
             }
-            let retry: std::collections::BTreeSet<usize> = failed.iter().map(|(i, _)| *i).collect();
-            payloads.retain(|(i, _, _)| retry.contains(i));
+            Ok(sent)
+        })
+    }
+}
+
+impl Drop for KafkaSink {
+    fn drop(&mut self) {
+        // Messages in flight are in the redacted log until acknowledged, so
+        // a short flush is a courtesy, not a guarantee.
+        if let Err(e) = self.producer.flush(Duration::from_secs(5)) {
+            tracing::debug!(sink = %self.config.name, "Kafka flush on close: {e}");
         }
-        Ok(refused)
-    }
-
-    fn send_report(&mut self, _report: &Report) -> std::io::Result<()> {
-        Ok(())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.producer
-            .flush(Duration::from_millis(self.config.delivery_timeout_ms))
-            .map_err(|e| std::io::Error::other(format!("Kafka flush failed: {e}")))
     }
 }

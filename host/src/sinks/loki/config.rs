@@ -56,11 +56,19 @@ pub struct LokiConfig {
     /// Environment variable holding a bearer token.
     #[serde(default)]
     pub bearer_token_env: Option<String>,
-    /// Event fields sent as structured metadata (Loki 3): any of `user_id`,
-    /// `session_id`, `device_id`, or `metadata.<key>` for a top-level
-    /// metadata value. High-cardinality values belong here, never in labels.
-    #[serde(default)]
+    /// Event fields sent as structured metadata (Loki 3): any of `event_id`
+    /// (the event's id, for de-duplication), `user_id`, `session_id`,
+    /// `device_id`, or `metadata.<key>` for a top-level metadata value.
+    /// High-cardinality values belong here, never in labels. Default
+    /// `["event_id"]`; set `[]` for a Loki without structured metadata.
+    #[serde(default = "default_structured")]
     pub structured_metadata: Vec<String>,
+    /// When the redacted log is full because this sink is behind: `block`
+    /// (default: ingest answers with a retryable status until it catches
+    /// up) or `dead_letter` (its oldest events move to the dead-letter store,
+    /// counted and replayable, so the other sinks go on).
+    #[serde(default)]
+    pub when_full: crate::config::WhenFull,
     /// Longest line Loki accepts (its `max_line_size`).
     #[serde(default = "default_max_line")]
     pub max_line_bytes: usize,
@@ -90,6 +98,9 @@ pub struct LokiConfig {
 
 fn default_name() -> String {
     "loki".into()
+}
+fn default_structured() -> Vec<String> {
+    vec!["event_id".into()]
 }
 fn default_job() -> String {
     "wasmtel".into()

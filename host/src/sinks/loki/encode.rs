@@ -4,8 +4,8 @@
 //! `source` — low-cardinality fields only; their values are sanitized
 //! (control characters replaced, cut to Loki's 2048-byte limit, empty values
 //! left out). The line is the event's JSON; the timestamp its `createdAt`.
-//! User, session and device ids go to structured metadata if configured,
-//! never to labels.
+//! The event's id (`event_id`, by default), user, session and device ids go
+//! to structured metadata if configured, never to labels.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -77,11 +77,12 @@ pub fn labels(event: &Event, job: &str) -> String {
     out
 }
 
-fn structured(event: &Event, fields: &[String]) -> Vec<(String, String)> {
+fn structured(id: &str, event: &Event, fields: &[String]) -> Vec<(String, String)> {
     fields
         .iter()
         .filter_map(|f| {
             let value = match f.as_str() {
+                "event_id" => id.to_string(),
                 "user_id" => event.user_id.clone(),
                 "session_id" => event.session_id.clone(),
                 "device_id" => event.device_id.clone(),
@@ -96,7 +97,7 @@ fn structured(event: &Event, fields: &[String]) -> Vec<(String, String)> {
 }
 
 /// Entries for `events`, plus the events that must not be sent (index, reason).
-pub fn prepare(events: &[Redacted], config: &LokiConfig, now: DateTime<Utc>) -> (Vec<Entry>, Vec<(usize, String)>) {
+pub fn prepare(events: &[&Redacted], config: &LokiConfig, now: DateTime<Utc>) -> (Vec<Entry>, Vec<(usize, String)>) {
     let mut entries = Vec::with_capacity(events.len());
     let mut refused = Vec::new();
     let oldest = now - chrono::Duration::hours(config.reject_older_than_hours as i64);
@@ -124,7 +125,7 @@ pub fn prepare(events: &[Redacted], config: &LokiConfig, now: DateTime<Utc>) -> 
             ));
             continue;
         }
-        let mut line = event.to_json_line();
+        let mut line = redacted.record().to_json_line();
         if line.len() > config.max_line_bytes {
             match config.oversized_lines {
                 OversizedLines::DeadLetter => {
@@ -148,7 +149,7 @@ pub fn prepare(events: &[Redacted], config: &LokiConfig, now: DateTime<Utc>) -> 
             labels: labels(event, &config.job),
             ts: event.created_at,
             line,
-            structured: structured(event, &config.structured_metadata),
+            structured: structured(redacted.id(), event, &config.structured_metadata),
         });
     }
     (entries, refused)

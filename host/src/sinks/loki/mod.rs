@@ -1,8 +1,10 @@
 //! The Grafana Loki sink: redacted events as log lines, pushed to
 //! `/loki/api/v1/push` as snappy-compressed protobuf (default) or JSON.
 //! See [`encode`] for labels and entries, [`service`] for batching, retries
-//! and partial failures. Shared by `wasmtel run` (this [`LokiSink`]) and the
-//! Kafka → Loki worker (which uses [`service::LokiClient`] directly).
+//! and partial failures. Entries Loki refuses (a 400 naming them, or outside
+//! its time window or line size) are dead-lettered; entries not delivered
+//! because Loki is down or rate-limiting are handed back for a retry and stay
+//! in the redacted log meanwhile.
 
 mod config;
 pub mod encode;
@@ -12,53 +14,53 @@ use chrono::Utc;
 
 pub use config::{Encoding, LokiConfig, OversizedLines};
 
-use super::{Refused, Sink};
+use super::{BoxFuture, EventSink, Item, Sent, SinkError};
 use crate::config::Stream;
 use crate::guard::Redacted;
-use crate::report::Report;
 
-/// The Loki sink for `wasmtel run`.
+/// The Loki sink.
 pub struct LokiSink {
     client: service::LokiClient,
-    name: String,
     config: LokiConfig,
-    runtime: tokio::runtime::Runtime,
 }
 
 impl LokiSink {
-    /// Builds the sink.
-    pub fn new(config: LokiConfig) -> anyhow::Result<LokiSink> {
-        Ok(LokiSink {
-            client: service::LokiClient::new(&config)?,
-            name: config.name.clone(),
-            config,
-            runtime: tokio::runtime::Builder::new_current_thread().enable_all().build()?,
-        })
+    /// Builds the sink; secrets come from the configured environment variables.
+    pub fn new(config: LokiConfig) -> Result<LokiSink, SinkError> {
+        let client = service::LokiClient::new(&config).map_err(|e| SinkError::Other(format!("{e:#}")))?;
+        Ok(LokiSink { client, config })
     }
 }
 
-impl Sink for LokiSink {
+impl EventSink for LokiSink {
     fn name(&self) -> &str {
-        &self.name
+        &self.config.name
     }
 
     fn accepts(&self, stream: Stream) -> bool {
         stream == Stream::Events
     }
 
-    fn send_events(&mut self, events: &[Redacted]) -> std::io::Result<Refused> {
-        let (entries, mut refused) = encode::prepare(events, &self.config, Utc::now());
-        let outcome = self.runtime.block_on(self.client.deliver(&entries));
-        refused.extend(outcome.refused);
-        refused.extend(outcome.undelivered);
-        Ok(refused)
-    }
-
-    fn send_report(&mut self, _report: &Report) -> std::io::Result<()> {
-        Ok(())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+    fn send<'a>(&'a mut self, items: &'a [Item]) -> BoxFuture<'a, Result<Sent, SinkError>> {
+        Box::pin(async move {
+            // Loki entries index the events; map them back to item indexes.
+            let mut index = Vec::with_capacity(items.len());
+            let events: Vec<&Redacted> = items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| match item {
+                    Item::Event(e) => {
+                        index.push(i);
+                        Some(e)
+                    }
+                    Item::Report(_) => None,
+                })
+                .collect();
+            let (entries, mut refused) = encode::prepare(&events, &self.config, Utc::now());
+            let outcome = self.client.deliver(&entries).await;
+            refused.extend(outcome.refused);
+            let back = |list: Vec<(usize, String)>| list.into_iter().map(|(i, r)| (index[i], r)).collect();
+            Ok(Sent { refused: back(refused), retry: back(outcome.undelivered) })
+        })
     }
 }

@@ -1,6 +1,8 @@
 //! The gRPC ingest service: validation (all or nothing, `INVALID_ARGUMENT`
-//! naming the index and field), bearer tokens mapped to organizations, and
-//! acceptance into the spool (`RESOURCE_EXHAUSTED` when it is full).
+//! naming the index, the field and the limit), bearer tokens mapped to
+//! organizations, and acceptance into the raw log — OK only once the events
+//! are on disk (group commit); `RESOURCE_EXHAUSTED` when the log is full;
+//! `UNAVAILABLE` while a stage has failed or the disk refuses.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,28 +12,47 @@ use serde_json::Value;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use crate::event::Event;
+use crate::event::codec::{NO_ORIGIN, event_bytes};
+use crate::event::limits::EventLimits;
+use crate::event::{Event, Record, valid_id};
+use crate::log::{Log, LogError};
 use crate::proto::ingest as pb;
 use crate::proto::ingest::telemetry_service_server::TelemetryService;
-use crate::queue::spool::{Spool, SpoolError};
+use crate::topology::health::Health;
+
+/// The name ingest reports its own health under.
+pub const STAGE: &str = "ingest";
 
 /// The service.
 #[derive(Clone)]
 pub struct Ingest {
-    spool: Arc<Spool>,
+    raw: Arc<Log>,
+    health: Arc<Health>,
     max_batch: usize,
+    limits: EventLimits,
     /// Bearer token → organization id; empty = no authentication.
     tokens: Arc<BTreeMap<String, String>>,
 }
 
 impl Ingest {
-    /// A service accepting into `spool`.
-    pub fn new(spool: Arc<Spool>, max_batch: usize, tokens: BTreeMap<String, String>) -> Ingest {
-        Ingest { spool, max_batch, tokens: Arc::new(tokens) }
+    /// A service accepting into the raw log `raw`.
+    pub fn new(
+        raw: Arc<Log>,
+        health: Arc<Health>,
+        max_batch: usize,
+        limits: EventLimits,
+        tokens: BTreeMap<String, String>,
+    ) -> Ingest {
+        Ingest { raw, health, max_batch, limits, tokens: Arc::new(tokens) }
+    }
+
+    /// The raw log events are accepted into.
+    pub fn raw(&self) -> &Arc<Log> {
+        &self.raw
     }
 
     /// The organization the caller's token stands for (`None` without auth).
-    fn authorize(&self, metadata: &MetadataMap) -> Result<Option<String>, Status> {
+    pub fn authorize(&self, metadata: &MetadataMap) -> Result<Option<String>, Status> {
         if self.tokens.is_empty() {
             return Ok(None);
         }
@@ -46,7 +67,7 @@ impl Ingest {
             .ok_or_else(|| Status::unauthenticated("the bearer token is not accepted"))
     }
 
-    /// Validates and spools `events`; `field` names them in errors.
+    /// Validates and durably accepts `events`; `field` names them in errors.
     pub async fn accept(
         &self,
         metadata: &MetadataMap,
@@ -55,31 +76,73 @@ impl Ingest {
     ) -> Result<u32, Status> {
         if events.len() > self.max_batch {
             return Err(Status::invalid_argument(format!(
-                "a batch of {} events exceeds the maximum of {}; split it",
+                "{field}: a batch of {} events exceeds the limit of {} (max_batch); split it",
                 events.len(),
                 self.max_batch
             )));
         }
         let org = self.authorize(metadata)?;
+        if let Err(why) = self.health.ready_except(STAGE) {
+            return Err(Status::unavailable(format!(
+                "events cannot be delivered right now ({why}); retry with backoff"
+            )));
+        }
         let now = Utc::now();
-        let mut converted = Vec::with_capacity(events.len());
+        let mut records = Vec::with_capacity(events.len());
         for (i, e) in events.into_iter().enumerate() {
             let at =
                 |name: &str| if field == "event" { format!("event.{name}") } else { format!("{field}[{i}].{name}") };
-            converted.push(convert(e, now, org.as_deref(), &at)?);
+            let id = match e.id.as_str() {
+                "" => uuid::Uuid::now_v7().to_string(),
+                given if valid_id(given) => given.to_string(),
+                _ => {
+                    return Err(Status::invalid_argument(format!(
+                        "{}: expected 1 to {} characters of [A-Za-z0-9._:@/+=-]",
+                        at("id"),
+                        crate::event::MAX_ID_BYTES
+                    )));
+                }
+            };
+            let event = convert(e, now, org.as_deref(), &at)?;
+            self.limits.check(&event).map_err(|err| {
+                let place = if err.field == "event" { at("metadata") } else { at(&err.field) };
+                Status::invalid_argument(format!("{place}: {}", err.message))
+            })?;
+            records.push(Record { id, event });
         }
-        let n = converted.len() as u32;
-        let spool = self.spool.clone();
-        match tokio::task::spawn_blocking(move || spool.append(&converted)).await {
-            Ok(Ok(())) => Ok(n),
-            Ok(Err(SpoolError::Full { waiting })) => Err(Status::resource_exhausted(format!(
-                "the pipeline is full ({waiting} events waiting); retry with backoff"
-            ))),
-            Ok(Err(SpoolError::Io(e))) => {
-                tracing::error!("cannot spool events: {e}");
+        self.append(records).await
+    }
+
+    /// Appends checked records to the raw log.
+    pub async fn append(&self, records: Vec<Record>) -> Result<u32, Status> {
+        let n = records.len() as u32;
+        if n == 0 {
+            return Ok(0);
+        }
+        let raw = Arc::clone(&self.raw);
+        let appended = tokio::task::spawn_blocking(move || {
+            let payloads: Vec<Vec<u8>> = records.iter().map(|r| event_bytes(r, NO_ORIGIN)).collect();
+            let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+            raw.append(&refs)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the log writer stopped: {e}")))?;
+        match appended {
+            Ok(_) => {
+                self.health.ok(STAGE);
+                Ok(n)
+            }
+            Err(LogError::Full { .. }) => Err(Status::resource_exhausted(
+                "the pipeline is full (the raw log is at log.max_bytes or log.max_events); retry with backoff",
+            )),
+            Err(e @ LogError::Poisoned { .. }) => {
+                self.health.fatal_now(&format!("the raw log cannot be written: {e}"));
                 Err(Status::unavailable("events cannot be stored right now; retry later"))
             }
-            Err(e) => Err(Status::internal(e.to_string())),
+            Err(e) => {
+                self.health.blocked(STAGE, &format!("cannot append to the raw log: {e}"));
+                Err(Status::unavailable(format!("events cannot be stored right now ({e}); retry later")))
+            }
         }
     }
 }

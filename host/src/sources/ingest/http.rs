@@ -2,8 +2,10 @@
 //! telemetry clients send — one or many `{"event": NAME, "payload": {...}}`,
 //! mapped to events (`event_type = NAME`, `metadata = payload`, `source =
 //! http`) with the same validation, auth and backpressure as gRPC, answered
-//! as HTTP statuses (400, 401, 403, 413, 429 with `Retry-After`, 503) — and
-//! `GET /metrics` in the Prometheus text format.
+//! as HTTP statuses (400, 401, 403, 413, 429 with `Retry-After`, 503 with
+//! `Retry-After`) — `GET /metrics` in the Prometheus text format, `GET
+//! /health` (liveness: the process answers) and `GET /ready` (readiness:
+//! 200 while every stage works, else 503 saying which stage and why).
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -17,19 +19,22 @@ use tonic::Code;
 use tonic::metadata::MetadataMap;
 
 use super::grpc::Ingest;
+use crate::log::Log;
 use crate::proto::ingest as pb;
-use crate::queue::spool::Spool;
 use crate::stats::Stats;
+use crate::topology::health::{Health, StageState};
 
 /// What the HTTP side needs.
 #[derive(Clone)]
 pub struct HttpState {
     /// The gRPC service's acceptance logic.
     pub ingest: Ingest,
-    /// The spool (for the queue depth).
-    pub spool: Arc<Spool>,
-    /// The pipeline's counters, refreshed after every batch.
+    /// The pipeline's counters.
     pub stats: Arc<Mutex<Stats>>,
+    /// Every stage's health.
+    pub health: Arc<Health>,
+    /// The redacted log (for the sinks' lag).
+    pub redacted: Arc<Log>,
 }
 
 /// The router.
@@ -37,7 +42,33 @@ pub fn router(state: HttpState) -> axum::Router {
     axum::Router::new()
         .route("/v1/events", axum::routing::post(post_events))
         .route("/metrics", axum::routing::get(metrics))
+        .route("/health", axum::routing::get(|| async { (StatusCode::OK, "ok\n") }))
+        .route("/ready", axum::routing::get(ready))
         .with_state(state)
+}
+
+/// 200 with every stage's state while all work; 503 naming the failed ones.
+async fn ready(State(state): State<HttpState>) -> Response {
+    let stages: serde_json::Map<String, Value> = state
+        .health
+        .stages()
+        .into_iter()
+        .map(|(name, s)| {
+            let v = match s {
+                StageState::Ok => json!({"state": "ok"}),
+                StageState::Degraded(why) => json!({"state": "degraded", "reason": why}),
+                StageState::Failed { reason, failures } => json!({"state": "failed", "reason": reason, "failures": failures}),
+            };
+            (name, v)
+        })
+        .collect();
+    match state.health.ready() {
+        Ok(()) => (StatusCode::OK, Json(json!({"ready": true, "stages": stages}))).into_response(),
+        Err(why) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"ready": false, "reason": why, "stages": stages})))
+                .into_response()
+        }
+    }
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -66,6 +97,7 @@ async fn post_events(State(state): State<HttpState>, headers: HeaderMap, body: a
         };
         let text = |k: &str| item.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
         events.push(pb::TelemetryEvent {
+            id: text("id"),
             org_id: text("org_id"),
             user_id: text("user_id"),
             device_id: text("device_id"),
@@ -80,7 +112,7 @@ async fn post_events(State(state): State<HttpState>, headers: HeaderMap, body: a
         Ok(n) => (StatusCode::OK, Json(json!({ "accepted": n }))).into_response(),
         Err(status) => {
             let code = match status.code() {
-                Code::InvalidArgument if status.message().contains("maximum") => StatusCode::PAYLOAD_TOO_LARGE,
+                Code::InvalidArgument if status.message().contains("(max_batch)") => StatusCode::PAYLOAD_TOO_LARGE,
                 Code::InvalidArgument => StatusCode::BAD_REQUEST,
                 Code::Unauthenticated => StatusCode::UNAUTHORIZED,
                 Code::PermissionDenied => StatusCode::FORBIDDEN,
@@ -89,7 +121,11 @@ async fn post_events(State(state): State<HttpState>, headers: HeaderMap, body: a
                     r.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
                     return r;
                 }
-                _ => StatusCode::SERVICE_UNAVAILABLE,
+                _ => {
+                    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, status.message());
+                    r.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("5"));
+                    return r;
+                }
             };
             error(code, status.message())
         }
@@ -133,9 +169,11 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     }
     let _ = writeln!(out, "wasmtel_guest_call_seconds_sum {sum}\nwasmtel_guest_call_seconds_count {count}");
     let sent: Vec<(String, u64)> =
-        stats.per_sink.iter().map(|(sink, (ok, _))| (format!("{{sink=\"{sink}\"}}"), *ok)).collect();
+        stats.per_sink.iter().map(|(sink, s)| (format!("{{sink=\"{sink}\"}}"), s.sent)).collect();
     let refused: Vec<(String, u64)> =
-        stats.per_sink.iter().map(|(sink, (_, dead))| (format!("{{sink=\"{sink}\"}}"), *dead)).collect();
+        stats.per_sink.iter().map(|(sink, s)| (format!("{{sink=\"{sink}\"}}"), s.dead_lettered)).collect();
+    let retries: Vec<(String, u64)> =
+        stats.per_sink.iter().map(|(sink, s)| (format!("{{sink=\"{sink}\"}}"), s.retries)).collect();
     let mut counter = |name: &str, help: &str, samples: &[(String, u64)]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         for (labels, value) in samples {
@@ -144,10 +182,34 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     };
     counter("wasmtel_sink_events_sent_total", "Events a sink took, by sink.", &sent);
     counter("wasmtel_sink_events_dead_lettered_total", "Events a sink refused, by sink.", &refused);
+    counter("wasmtel_sink_retries_total", "Sends retried because the destination was unavailable.", &retries);
+    let raw = state.ingest.raw();
+    let mut gauge = |name: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    gauge("wasmtel_queue_depth", "Events accepted and not yet redacted.", &[(String::new(), raw.live_events())]);
+    let log_bytes = [
+        ("{log=\"raw\"}".to_string(), raw.disk_bytes()),
+        ("{log=\"redacted\"}".to_string(), state.redacted.disk_bytes()),
+    ];
+    gauge("wasmtel_log_bytes", "Bytes of log segment files.", &log_bytes);
+    let summary = crate::log::peek::summary(state.redacted.dir()).unwrap_or_default();
+    let next = state.redacted.next_seq();
+    let lag: Vec<(String, u64)> = summary
+        .cursors
+        .iter()
+        .map(|(sink, (pos, _))| (format!("{{sink=\"{sink}\"}}"), next.saturating_sub(*pos)))
+        .collect();
+    gauge("wasmtel_sink_lag_events", "Events in the redacted log a sink has not taken yet.", &lag);
+    let ready = u64::from(state.health.ready().is_ok());
+    gauge("wasmtel_ready", "1 while every stage works.", &[(String::new(), ready)]);
+    let tails = crate::metrics::LOG_TAILS_CUT.load(std::sync::atomic::Ordering::Relaxed);
     let _ = writeln!(
         out,
-        "# HELP wasmtel_queue_depth Events accepted and not yet processed.\n# TYPE wasmtel_queue_depth gauge\nwasmtel_queue_depth {}",
-        state.spool.waiting()
+        "# HELP wasmtel_log_torn_tails_total Torn log tails cut when a log was opened.\n# TYPE wasmtel_log_torn_tails_total counter\nwasmtel_log_torn_tails_total {tails}"
     );
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }

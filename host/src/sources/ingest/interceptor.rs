@@ -1,9 +1,9 @@
 //! The request-telemetry interceptor: every RPC the ingest server serves
 //! becomes a `grpc_request` event (`source = grpc_interceptor`, metadata
 //! `{full_method, status_code, duration_ms, client_ip}`, and the caller's
-//! organization when it authenticated), spooled asynchronously like any
-//! other event. It never fails or delays the RPC: when the spool is full the
-//! event is dropped and logged. Methods on the skip list (default: the
+//! organization when it authenticated), appended to the raw log like any
+//! other event, after the RPC has answered. It never fails or delays the
+//! RPC: when the log refuses, the event is dropped and logged. Methods on the skip list (default: the
 //! health check) are not recorded.
 
 use std::collections::BTreeMap;
@@ -16,8 +16,8 @@ use chrono::Utc;
 use serde_json::json;
 use tonic::transport::server::TcpConnectInfo;
 
-use crate::event::Event;
-use crate::queue::spool::Spool;
+use super::grpc::Ingest;
+use crate::event::{Event, Record};
 
 /// Default skip list.
 pub const DEFAULT_SKIP: &[&str] = &["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"];
@@ -26,20 +26,20 @@ pub const DEFAULT_SKIP: &[&str] = &["/grpc.health.v1.Health/Check", "/grpc.healt
 #[derive(Clone)]
 pub struct RequestTelemetry {
     enabled: bool,
-    spool: Arc<Spool>,
+    ingest: Ingest,
     skip: Arc<Vec<String>>,
     tokens: Arc<BTreeMap<String, String>>,
 }
 
 impl RequestTelemetry {
-    /// Records into `spool` (when `enabled`), except methods in `skip`.
+    /// Records through `ingest` (when `enabled`), except methods in `skip`.
     pub fn new(
         enabled: bool,
-        spool: Arc<Spool>,
+        ingest: Ingest,
         skip: Vec<String>,
         tokens: BTreeMap<String, String>,
     ) -> RequestTelemetry {
-        RequestTelemetry { enabled, spool, skip: Arc::new(skip), tokens: Arc::new(tokens) }
+        RequestTelemetry { enabled, ingest, skip: Arc::new(skip), tokens: Arc::new(tokens) }
     }
 }
 
@@ -123,9 +123,10 @@ where
                 .cloned()
                 .unwrap_or_default(),
             };
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = telemetry.spool.append(std::slice::from_ref(&event)) {
-                    tracing::warn!("request telemetry dropped ({e:?})");
+            let record = Record { id: uuid::Uuid::now_v7().to_string(), event };
+            tokio::spawn(async move {
+                if let Err(e) = telemetry.ingest.append(vec![record]).await {
+                    tracing::warn!("request telemetry dropped ({})", e.message());
                 }
             });
             response

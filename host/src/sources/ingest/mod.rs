@@ -1,13 +1,14 @@
 //! `wasmtel serve`: the ingest service. Applications send events over gRPC
 //! (`wasmtel.ingest.v1.TelemetryService`: `EmitTelemetryEvent`,
-//! `BatchEmitTelemetry`); each request is validated ([`grpc`]) and written to
-//! the spool ([`crate::queue::spool`]) before the client hears OK, and a
-//! pipeline thread redacts and delivers from the spool to the configured
-//! sinks (collectors run on their schedules in the same thread). A full
-//! spool answers `RESOURCE_EXHAUSTED`. Also serves `grpc.health.v1` and
-//! server reflection, with per-request deadlines, message size and
-//! concurrent stream limits, optional TLS, the request-telemetry
-//! [`interceptor`], and [`http`] (JSON ingest and `/metrics`).
+//! `BatchEmitTelemetry`) or HTTP JSON; each request is validated ([`grpc`])
+//! and appended to the raw log (group commit) before the client hears OK.
+//! The stage graph ([`crate::topology`]) redacts and delivers from there;
+//! collectors run on their schedules in the same process. A full log
+//! answers `RESOURCE_EXHAUSTED`; a failed stage `UNAVAILABLE` (and health
+//! says `NOT_SERVING`). Also serves `grpc.health.v1` and server reflection,
+//! with per-request deadlines, message size and concurrent stream limits,
+//! optional TLS, the request-telemetry [`interceptor`], and [`http`] (JSON
+//! ingest, `/metrics`, `/health`, `/ready`).
 
 pub mod grpc;
 pub mod http;
@@ -15,7 +16,6 @@ pub mod interceptor;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -24,9 +24,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
 use crate::config::{ConfigError, LoadedConfig};
-use crate::pipeline::Pipeline;
 use crate::proto::ingest::telemetry_service_server::TelemetryServiceServer;
-use crate::queue::spool::Spool;
+use crate::topology::{Mode, Topology};
 
 /// `[ingest]` settings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -38,13 +37,14 @@ pub struct IngestConfig {
     /// Most events per `BatchEmitTelemetry`.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
-    /// Most events waiting in the spool before requests are refused.
-    #[serde(default = "default_capacity")]
-    pub queue_capacity: u64,
     /// Environment variable with accepted tokens, `token=org_id` pairs
     /// separated by commas; unset = no authentication.
     #[serde(default)]
     pub tokens_env: Option<String>,
+    /// Deprecated: the same as `[log] max_events` (most events waiting),
+    /// which it sets when given.
+    #[serde(default)]
+    pub queue_capacity: Option<u64>,
     /// Most bytes per message.
     #[serde(default = "default_max_message")]
     pub max_message_bytes: usize,
@@ -85,9 +85,6 @@ fn default_listen() -> String {
 fn default_max_batch() -> usize {
     500
 }
-fn default_capacity() -> u64 {
-    50_000
-}
 fn default_max_message() -> usize {
     4 << 20
 }
@@ -112,37 +109,31 @@ pub fn parse_tokens(text: &str) -> Result<BTreeMap<String, String>, String> {
         .collect()
 }
 
-/// Serves on `listener` until `shutdown` completes, then lets the pipeline
-/// finish the batch in hand.
+/// Serves on `listener` until `shutdown` completes, then lets the sinks
+/// drain what the redacted log holds (up to `pipeline.drain_timeout_ms`).
 pub async fn serve(
     loaded: &LoadedConfig,
     listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    serve_with(loaded, listener, shutdown, false).await
+    let plan = crate::topology::Plan::build(loaded)?;
+    serve_plan(plan, listener, shutdown).await
 }
 
-/// [`serve`], optionally without redactors (only `bench ingest` measures that).
-pub(crate) async fn serve_with(
-    loaded: &LoadedConfig,
+/// [`serve`] with a plan already built (`bench ingest` builds one without
+/// redactors to measure what redaction costs).
+pub(crate) async fn serve_plan(
+    plan: crate::topology::Plan,
     listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()>,
-    allow_unredacted: bool,
+    shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let loaded = plan.loaded.clone();
     let file = &loaded.file;
     let config = loaded
         .config
         .ingest
         .clone()
         .ok_or_else(|| ConfigError::new(file, "ingest", "`wasmtel serve` needs an [ingest] section"))?;
-    if loaded.config.redactors.is_empty() && !allow_unredacted {
-        return Err(ConfigError::new(
-            file,
-            "redactors",
-            "ingested events must be redacted: add a [[redactors]] entry (e.g. module = \"builtin:redactor-pii\")",
-        )
-        .into());
-    }
     let tokens = match &config.tokens_env {
         Some(var) => {
             let text = std::env::var(var).map_err(|_| {
@@ -152,27 +143,38 @@ pub(crate) async fn serve_with(
         }
         None => BTreeMap::new(),
     };
-    std::fs::create_dir_all(&loaded.config.state_dir)?;
-    let spool = Arc::new(Spool::open(&loaded.config.state_dir, config.queue_capacity)?);
-    let stop = Arc::new(AtomicBool::new(false));
-    let stats = Arc::new(std::sync::Mutex::new(crate::stats::Stats::default()));
-    let worker = start_pipeline(loaded.clone(), spool.clone(), stop.clone(), stats.clone())?;
-
+    let topology = Topology::open(plan, Mode::Serve)?;
+    let raw = Arc::clone(topology.raw().expect("serve has a raw log"));
+    let health = Arc::clone(topology.health());
+    let ingest = grpc::Ingest::new(raw, Arc::clone(&health), config.max_batch, loaded.config.event_limits, tokens.clone());
     let recorder = interceptor::RequestTelemetry::new(
         config.request_telemetry,
-        spool.clone(),
+        ingest.clone(),
         config.request_telemetry_skip.clone(),
-        tokens.clone(),
+        tokens,
     );
-    let ingest = grpc::Ingest::new(spool.clone(), config.max_batch, tokens);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    };
     if let Some(http_listen) = &config.http_listen {
         let listener = tokio::net::TcpListener::bind(http_listen)
             .await
             .with_context(|| format!("cannot listen on {http_listen}"))?;
-        tracing::info!(addr = %listener.local_addr()?, "HTTP ingest and /metrics listening");
-        let app = http::router(http::HttpState { ingest: ingest.clone(), spool: spool.clone(), stats: stats.clone() });
+        tracing::info!(addr = %listener.local_addr()?, "HTTP ingest, /metrics, /health and /ready listening");
+        let app = http::router(http::HttpState {
+            ingest: ingest.clone(),
+            stats: Arc::clone(topology.stats()),
+            health: Arc::clone(&health),
+            redacted: Arc::clone(topology.redacted()),
+        });
+        let done = stopped(stop_rx.clone());
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(done).await {
                 tracing::error!("the HTTP listener stopped: {e}");
             }
         });
@@ -180,8 +182,8 @@ pub(crate) async fn serve_with(
     let service = TelemetryServiceServer::new(ingest)
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<TelemetryServiceServer<grpc::Ingest>>().await;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    tokio::spawn(mirror_health(Arc::clone(&health), reporter));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -196,66 +198,46 @@ pub(crate) async fn serve_with(
             )
             .context("invalid TLS settings")?;
     }
-    let served = builder
+    let server = builder
         .timeout(Duration::from_millis(config.request_timeout_ms))
         .max_concurrent_streams(config.max_concurrent_streams)
         .layer(recorder)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await;
-    stop.store(true, Ordering::SeqCst);
-    let pipeline = tokio::task::spawn_blocking(move || worker.join()).await?;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop_rx.clone()));
+    let server = tokio::spawn(server);
+    // The graph runs until the shutdown signal, or until a stage failed too
+    // often; then the listeners stop first, and the sinks drain.
+    let graph = topology.run(async move {
+        shutdown.await;
+        stop_tx.send_replace(true);
+    });
+    let result = graph.await;
+    let served = server.await?;
     served.context("the ingest server stopped with an error")?;
-    match pipeline {
-        Ok(result) => result,
-        Err(_) => anyhow::bail!("the pipeline thread panicked"),
-    }
+    result.map(|_| ())
 }
 
-/// The pipeline thread: spool → redaction → sinks; collectors when due.
-fn start_pipeline(
-    loaded: LoadedConfig,
-    spool: Arc<Spool>,
-    stop: Arc<AtomicBool>,
-    stats: Arc<std::sync::Mutex<crate::stats::Stats>>,
-) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let handle = std::thread::Builder::new().name("wasmtel-pipeline".into()).spawn(move || -> anyhow::Result<()> {
-        let mut pipeline = match Pipeline::build(&loaded) {
-            Ok(p) => {
-                let _ = ready_tx.send(Ok(()));
-                p
-            }
-            Err(e) => {
-                let message = format!("{e:#}");
-                let _ = ready_tx.send(Err(e));
-                anyhow::bail!(message);
-            }
+/// Keeps `grpc.health.v1` in line with the stages: `SERVING` while every
+/// stage works, `NOT_SERVING` while one has failed.
+async fn mirror_health(health: Arc<crate::topology::health::Health>, reporter: tonic_health::server::HealthReporter) {
+    let mut changes = health.subscribe();
+    loop {
+        let status = match health.ready() {
+            Ok(()) => tonic_health::ServingStatus::Serving,
+            Err(_) => tonic_health::ServingStatus::NotServing,
         };
-        pipeline.flush_sinks()?;
-        let batch = loaded.config.redactor_batch_size();
-        loop {
-            pipeline.run_collectors(false)?;
-            match spool.next_batch(batch, Duration::from_millis(200))? {
-                Some(batch) => {
-                    let (n, offset) = (batch.events.len(), batch.offset);
-                    let (ids, events): (Vec<String>, Vec<_>) = batch.events.into_iter().unzip();
-                    if !events.is_empty() {
-                        pipeline.process_batch(events, ids)?;
-                        pipeline.flush_sinks()?;
-                    }
-                    spool.commit(offset, n)?;
-                    *stats.lock().unwrap_or_else(|p| p.into_inner()) = pipeline.stats().clone();
-                }
-                None if stop.load(Ordering::SeqCst) => return Ok(()),
-                None => {}
-            }
+        reporter.set_service_status("", status).await;
+        reporter.set_service_status(
+            <TelemetryServiceServer<grpc::Ingest> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+        if changes.changed().await.is_err() {
+            return;
         }
-    })?;
-    ready_rx.recv().context("the pipeline thread ended early")??;
-    Ok(handle)
+    }
 }
 
 /// Binds `[ingest] listen` and serves until SIGINT/SIGTERM.

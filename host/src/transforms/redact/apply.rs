@@ -3,17 +3,17 @@
 //! Every finding is validated before anything changes: the field must exist,
 //! the span must be non-empty, inside the text, on character boundaries and
 //! not overlap another; rule ids must be short identifiers and replacements
-//! short and free of the text they replace. One bad finding rejects the whole
-//! batch (the caller fails it closed). Valid findings are applied by walking
-//! each event in the same order as [`super::pack`], which also yields the
-//! audit path of each field with keys already redacted.
+//! short and free of the text they replace. One bad finding fails the call
+//! (the chain then narrows the failure down to the events causing it).
+//! Valid findings are applied by walking each event in the same order as
+//! [`super::pack`], matching fields by their ordinal.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::pack::{push_index, push_key};
-use crate::event::{Event, STRING_FIELDS};
+use super::pack::Packed;
+use crate::event::Event;
 use crate::runtime::GuestFailure;
 use crate::runtime::redactor::{Batch, FieldPart, Finding};
 
@@ -25,10 +25,11 @@ pub const MAX_RULE_ID: usize = 64;
 /// One redacted field, for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldChange {
-    /// Index of the event in the batch.
+    /// Index of the event in the slice handed to [`apply`].
     pub event: usize,
-    /// The field path, rendered with redacted keys.
-    pub path: String,
+    /// The node's ordinal in its event (see [`super::pack`]); the audit path
+    /// is rendered from it once the whole chain has run.
+    pub ordinal: u32,
     /// Key or value.
     pub part: FieldPart,
     /// Rule id and how many spans it replaced in this field.
@@ -110,110 +111,117 @@ fn replace(text: &str, findings: &[Finding]) -> String {
     out
 }
 
-/// Applies validated findings to the events packed into `batch`, returning
-/// one [`FieldChange`] per changed field. Event `i` is `changed[i]` if an
-/// earlier redactor changed it, else `originals[i]`; an event gets a copy in
-/// `changed` only when it has findings (copy on write), so clean events are
-/// never cloned and `originals` stays untouched for failing closed.
+/// Applies validated findings to the events packed into `packed` (the
+/// batch's event `i` is `events[i]`). Copy on write: only an event with
+/// findings is cloned, changed and returned (with its index), so the inputs
+/// stay as they were for failing closed. Also returns one [`FieldChange`]
+/// per changed field.
 pub fn apply(
-    originals: &[Event],
-    changed: &mut [Option<Event>],
-    batch: &Batch,
+    events: &[&Event],
+    packed: &Packed,
     findings: &BTreeMap<u32, Vec<Finding>>,
-) -> Vec<FieldChange> {
+) -> (Vec<(usize, Event)>, Vec<FieldChange>) {
+    let batch = &packed.batch;
+    let mut changed = Vec::new();
     let mut changes = Vec::new();
-    // Field ranges per event: the fields of one event are contiguous.
     let mut next_field = 0usize;
-    for index in 0..originals.len() {
+    for (index, original) in events.iter().enumerate() {
+        // The fields of one event are contiguous.
         let first = next_field;
         while next_field < batch.fields.len() && batch.fields[next_field].event as usize == index {
             next_field += 1;
         }
-        let has_findings = findings.range(first as u32..next_field as u32).next().is_some();
-        if !has_findings {
+        if findings.range(first as u32..next_field as u32).next().is_none() {
             continue;
         }
-        let event = changed[index].get_or_insert_with(|| originals[index].clone());
-        let mut walker = Walker { findings, cursor: first as u32, event: index, changes: &mut changes };
-        for ((name, _), value) in STRING_FIELDS.iter().zip(event.string_fields_mut()) {
-            if !value.is_empty()
-                && let Some(new) = walker.next_text(FieldPart::Value, name, value)
-            {
+        let mut event = (*original).clone();
+        let mut walker = Walker {
+            findings,
+            ordinals: &packed.ordinals[first..next_field],
+            first: first as u32,
+            cursor: 0,
+            ordinal: 0,
+            event: index,
+            changes: &mut changes,
+        };
+        for value in event.string_fields_mut() {
+            if let Some(new) = walker.next_text(FieldPart::Value, value) {
                 *value = new;
             }
         }
-        let mut path = String::from("metadata");
         let metadata = std::mem::take(&mut event.metadata);
-        event.metadata = walker.map(metadata, &mut path);
-        debug_assert_eq!(walker.cursor as usize, next_field, "apply walked a different number of fields than pack");
+        event.metadata = walker.map(metadata);
+        debug_assert_eq!(walker.cursor, next_field - first, "apply walked different fields than pack");
+        changed.push((index, event));
     }
-    changes
+    (changed, changes)
 }
 
 struct Walker<'a> {
     findings: &'a BTreeMap<u32, Vec<Finding>>,
-    cursor: u32,
+    /// Ordinals of this event's packed fields, in order.
+    ordinals: &'a [u32],
+    /// Batch index of this event's first field.
+    first: u32,
+    /// Next of this event's fields to meet.
+    cursor: usize,
+    /// Ordinal of the next node.
+    ordinal: u32,
     event: usize,
     changes: &'a mut Vec<FieldChange>,
 }
 
 impl Walker<'_> {
-    /// Consumes the next field; returns its new text if it had findings.
-    fn next_text(&mut self, part: FieldPart, path: &str, text: &str) -> Option<String> {
-        let index = self.cursor;
+    /// Visits the next node; returns its new text if it was packed and has
+    /// findings.
+    fn next_text(&mut self, part: FieldPart, text: &str) -> Option<String> {
+        let ordinal = self.ordinal;
+        self.ordinal += 1;
+        if self.ordinals.get(self.cursor) != Some(&ordinal) {
+            return None;
+        }
+        let index = self.first + self.cursor as u32;
         self.cursor += 1;
         let list = self.findings.get(&index)?;
         let mut rules = BTreeMap::new();
         for f in list {
             *rules.entry(f.rule_id.clone()).or_insert(0) += 1;
         }
-        self.changes.push(FieldChange { event: self.event, path: path.to_string(), part, rules });
+        self.changes.push(FieldChange { event: self.event, ordinal, part, rules });
         Some(replace(text, list))
     }
 
-    fn map(&mut self, map: Map<String, Value>, path: &mut String) -> Map<String, Value> {
+    fn map(&mut self, map: Map<String, Value>) -> Map<String, Value> {
         let mut out = Map::with_capacity(map.len());
         for (key, mut value) in map {
-            let key = match self.next_text(FieldPart::Key, path, &key) {
+            let key = match self.next_text(FieldPart::Key, &key) {
                 Some(new) => unique_key(&out, new),
                 None => unique_key(&out, key),
             };
-            let len = path.len();
-            push_key(path, &key);
-            self.value(&mut value, path);
-            path.truncate(len);
+            self.value(&mut value);
             out.insert(key, value);
         }
         out
     }
 
-    fn value(&mut self, value: &mut Value, path: &mut String) {
+    fn value(&mut self, value: &mut Value) {
         match value {
             Value::String(s) => {
-                if !s.is_empty()
-                    && let Some(new) = self.next_text(FieldPart::Value, path, s)
-                {
+                if let Some(new) = self.next_text(FieldPart::Value, s) {
                     *s = new;
                 }
             }
             Value::Number(n) => {
-                if let Some(new) = self.next_text(FieldPart::Value, path, &n.to_string()) {
+                if let Some(new) = self.next_text(FieldPart::Value, &n.to_string()) {
                     *value = Value::String(new);
                 }
             }
-            Value::Array(items) => {
-                for (i, item) in items.iter_mut().enumerate() {
-                    let len = path.len();
-                    push_index(path, i);
-                    self.value(item, path);
-                    path.truncate(len);
-                }
-            }
+            Value::Bool(_) | Value::Null => self.ordinal += 1,
+            Value::Array(items) => items.iter_mut().for_each(|item| self.value(item)),
             Value::Object(map) => {
                 let taken = std::mem::take(map);
-                *map = self.map(taken, path);
+                *map = self.map(taken);
             }
-            Value::Bool(_) | Value::Null => {}
         }
     }
 }

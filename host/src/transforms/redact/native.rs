@@ -7,6 +7,7 @@ use pii_rules::{FieldContext, Match, RuleSet, Scanner};
 
 use super::FindingSource;
 use super::apply::field_text;
+use super::pack::short_path;
 use crate::runtime::GuestFailure;
 use crate::runtime::redactor::{Batch, FieldPart, Finding};
 
@@ -34,12 +35,12 @@ impl FindingSource for NativeRedactor {
     fn find(&self, batch: &Batch) -> Result<Vec<Finding>, GuestFailure> {
         let mut findings = Vec::new();
         let mut matches: Vec<Match> = Vec::new();
+        let mut path = String::new();
         for (index, field) in batch.fields.iter().enumerate() {
             let text = field_text(batch, index);
-            let path_bytes = &batch.buffer[field.path_start as usize..(field.path_start + field.path_len) as usize];
-            let path = std::str::from_utf8(path_bytes).unwrap_or("");
+            short_path(batch, field.path, &mut path);
             matches.clear();
-            let ctx = FieldContext { path, is_key: field.part == FieldPart::Key };
+            let ctx = FieldContext { path: &path, is_key: field.part == FieldPart::Key };
             self.scanner.scan(ctx, text, &mut matches);
             findings.extend(matches.iter().map(|m| Finding {
                 field: index as u32,

@@ -7,7 +7,7 @@
 //! the process; `{"latest_version": "..."}` is logged when newer than ours.
 //! 5xx and 429 are retried with the same backoff as the gRPC reporter; other
 //! 4xx are not (the report moves to `rejected/`). Outbox, draining and the
-//! `Sink` glue are shared with the gRPC reporter ([`super::report_sink`]).
+//! task are shared with the gRPC reporter ([`super`]).
 
 mod config;
 
@@ -17,29 +17,29 @@ use std::time::{Duration, Instant};
 pub use config::HttpReportConfig;
 use serde_json::{Map, Value, json};
 
-use super::report_sink::{Deliver, ReportSink, Stop};
+use super::{Deliver, PendingReport, ReportSink, Save, Stop};
 use crate::installation::ReportingSwitch;
-use crate::queue::PendingReport;
+use crate::sinks::BoxFuture;
 use crate::report::Report;
 use crate::retry::Decision;
-
-/// The HTTP JSON reporter sink.
-pub type HttpReportSink = ReportSink<HttpDelivery>;
 
 /// Delivers reports as HTTP POSTs.
 pub struct HttpDelivery {
     config: HttpReportConfig,
     install_id: String,
     client: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
     switch: ReportingSwitch,
     token: Option<String>,
 }
 
-impl ReportSink<HttpDelivery> {
-    /// Opens the outbox and builds the HTTP client.
-    pub fn new(config: HttpReportConfig, state_dir: &Path, switch: ReportingSwitch) -> anyhow::Result<HttpReportSink> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// The HTTP JSON reporter sink: opens the outbox and builds the HTTP client.
+pub fn sink(config: HttpReportConfig, state_dir: &Path, switch: ReportingSwitch) -> anyhow::Result<ReportSink> {
+    Ok(ReportSink::open(&config.name.clone(), Box::new(HttpDelivery::new(config, state_dir, switch.clone())?), state_dir, switch)?)
+}
+
+impl HttpDelivery {
+    /// The delivery half of the sink (also used to render bodies in tests).
+    pub fn new(config: HttpReportConfig, state_dir: &Path, switch: ReportingSwitch) -> anyhow::Result<HttpDelivery> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms))
             .user_agent(concat!("wasmtel/", env!("CARGO_PKG_VERSION")))
@@ -52,18 +52,18 @@ impl ReportSink<HttpDelivery> {
             None => None,
         };
         let install_id = crate::installation::system_id(state_dir)?;
-        let name = config.name.clone();
-        let delivery = HttpDelivery { config, install_id, client, runtime, switch: switch.clone(), token };
-        Ok(ReportSink::open(&name, delivery, state_dir, switch)?)
+        Ok(HttpDelivery { config, install_id, client, switch, token })
     }
 }
 
 impl Deliver for HttpDelivery {
-    fn deliver(&mut self, pending: &mut PendingReport, save: &mut dyn FnMut(&PendingReport)) -> Result<(), Stop> {
-        let body = self.body(&pending.report);
-        let result = self.runtime.block_on(self.post(&body, pending));
-        save(pending);
-        result
+    fn deliver<'a>(&'a mut self, pending: &'a mut PendingReport, save: Save<'a>) -> BoxFuture<'a, Result<(), Stop>> {
+        Box::pin(async move {
+            let body = self.body(&pending.report);
+            let result = self.post(&body, pending).await;
+            save(pending);
+            result
+        })
     }
 }
 

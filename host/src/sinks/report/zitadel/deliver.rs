@@ -12,7 +12,7 @@ use tonic::{Code, Status};
 
 use super::client::{Client, request, with_deadline};
 use crate::proto::zitadel as pb;
-use crate::queue::PendingReport;
+use crate::sinks::report::{PendingReport, Save};
 use crate::report::{BaseInformation, CountParentType, ResourceCount};
 use crate::retry::{Decision, RetryPolicy, code_name};
 
@@ -49,7 +49,7 @@ pub struct Delivery<'a> {
 
 impl Delivery<'_> {
     /// Delivers `pending`, calling `save` after every accepted call.
-    pub async fn run(&mut self, pending: &mut PendingReport, save: &mut dyn FnMut(&PendingReport)) -> Result<(), Stop> {
+    pub async fn run(&mut self, pending: &mut PendingReport, save: Save<'_>) -> Result<(), Stop> {
         let mut restarted = false;
         loop {
             match self.attempt(pending, save).await {
@@ -74,7 +74,7 @@ impl Delivery<'_> {
     async fn attempt(
         &mut self,
         pending: &mut PendingReport,
-        save: &mut dyn FnMut(&PendingReport),
+        save: Save<'_>,
     ) -> Result<(), CallError> {
         // Without base information the first counts batch goes without a
         // report ID and the receiver issues one.

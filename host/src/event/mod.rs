@@ -3,6 +3,15 @@
 //! Readers accept lowerCamelCase and snake_case field names (as protobuf JSON
 //! parsers do); writers use lowerCamelCase. `metadata` is a JSON object and
 //! `createdAt` RFC 3339. See `shared/spec/ingest.md`.
+//!
+//! An [`Event`] travels through the pipeline inside a [`Record`], which adds
+//! its id: assigned once where the event enters (or taken from the input's
+//! `id` field) and kept end to end, so a consumer can drop the duplicates a
+//! crash may re-deliver. [`limits`] says what every later stage can process;
+//! [`codec`] is the binary form the durable logs store.
+
+pub mod codec;
+pub mod limits;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
@@ -28,6 +37,67 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
     /// Free-form metadata (a JSON object).
     pub metadata: Map<String, Value>,
+}
+
+/// An event and its id: the unit every stage after the source handles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The event's id, unique per event and stable across re-deliveries
+    /// (see [`valid_id`]).
+    pub id: String,
+    /// The event.
+    pub event: Event,
+}
+
+impl Record {
+    /// The JSON form with the id first: `{"id": ..., "orgId": ..., ...}`.
+    pub fn to_json(&self) -> Value {
+        let mut object = Map::with_capacity(9);
+        object.insert("id".into(), Value::String(self.id.clone()));
+        if let Value::Object(fields) = self.event.to_json() {
+            object.extend(fields);
+        }
+        Value::Object(object)
+    }
+
+    /// [`Record::to_json`] as one line (no trailing newline).
+    pub fn to_json_line(&self) -> String {
+        self.to_json().to_string()
+    }
+}
+
+/// Longest event id accepted.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// Whether `id` is a usable event id: 1 to [`MAX_ID_BYTES`] bytes of
+/// `[A-Za-z0-9._:@/+=-]`, so it can go into a Kafka header, Loki structured
+/// metadata or a file name without escaping, and cannot carry free text.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ID_BYTES && id.bytes().all(id_byte)
+}
+
+fn id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"._:@/+=-".contains(&b)
+}
+
+/// `text` made into a valid id part: other characters become `_`, cut to
+/// `max` bytes (used for ids derived from file names).
+pub fn id_part(text: &str, max: usize) -> String {
+    let mut out: String = text.bytes().map(|b| if id_byte(b) { b as char } else { '_' }).collect();
+    out.truncate(max);
+    if out.is_empty() { "_".into() } else { out }
+}
+
+/// Takes an `id` field out of an input object, if it has a usable one.
+pub fn take_id(object: &mut Map<String, Value>) -> Result<Option<String>, String> {
+    match object.remove("id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id)) if valid_id(&id) => Ok(Some(id)),
+        Some(Value::String(_)) => Err(format!(
+            "field `id`: expected 1 to {MAX_ID_BYTES} characters of [A-Za-z0-9._:@/+=-]"
+        )),
+        Some(other) => Err(format!("field `id`: expected a string, found {}", kind(&other))),
+    }
 }
 
 /// The string fields of an event, in wire order, with their JSON names.
@@ -64,6 +134,21 @@ impl Event {
         Event::from_json(value, unknown, now)
     }
 
+    /// Parses one JSON line that may carry its own `id`; returns it beside
+    /// the event.
+    pub fn from_json_line_with_id(
+        line: &str,
+        unknown: UnknownFields,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<String>, Event), String> {
+        let value: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+        let Value::Object(mut object) = value else {
+            return Err("expected a JSON object per event".into());
+        };
+        let id = take_id(&mut object)?;
+        Ok((id, Event::from_json(Value::Object(object), unknown, now)?))
+    }
+
     /// Builds an event from its JSON form.
     pub fn from_json(value: Value, unknown: UnknownFields, now: DateTime<Utc>) -> Result<Event, String> {
         let Value::Object(mut object) = value else {
@@ -86,9 +171,13 @@ impl Event {
         }
         let created_at = match take("createdAt", "created_at") {
             None | Some(Value::Null) => now,
-            Some(Value::String(s)) => DateTime::parse_from_rfc3339(&s)
-                .map_err(|e| format!("field `createdAt`: expected an RFC 3339 timestamp, found {s:?} ({e})"))?
-                .with_timezone(&Utc),
+            Some(Value::String(s)) => {
+                let t = DateTime::parse_from_rfc3339(&s)
+                    .map_err(|e| format!("field `createdAt`: expected an RFC 3339 timestamp, found {s:?} ({e})"))?
+                    .with_timezone(&Utc);
+                limits::check_time(t).map_err(|e| format!("field `createdAt`: {e}"))?;
+                t
+            }
             Some(other) => {
                 return Err(format!("field `createdAt`: expected an RFC 3339 string, found {}", kind(&other)));
             }

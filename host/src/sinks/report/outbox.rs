@@ -1,4 +1,4 @@
-//! The durable queue between collectors and report sinks: every report is
+//! The outbox between collectors and a report sink: every report is
 //! written to disk before delivery starts, and removed only once the
 //! receiver has taken all of it, so a crash or an unreachable endpoint never
 //! loses one. Progress (report ID, batches sent) is saved after every
@@ -10,8 +10,6 @@
 //! report of ten counts or ten thousand), and `.../rejected/*.json` (refused
 //! as invalid: kept for inspection, not retried). Writes are atomic
 //! (temporary file + rename).
-
-pub mod spool;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,103 @@
+//! The raw log as a source: events the ingest service accepted (and events
+//! `wasmtel dlq replay` put back), read in order with the durable cursor
+//! `redaction`. A record that cannot be read back (a corrupt region, or
+//! bytes that do not decode) becomes [`Input::Malformed`] with the reason, so
+//! it is dead-lettered, never skipped silently.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{DIRECT_ORIGIN, Input, Poll, Source, SourceBatch, SourceError};
+use crate::event::codec::{self, Entry, NO_ORIGIN};
+use crate::log::{Cursor, Item, Log, Reader};
+
+/// The cursor name the redaction stage reads the raw log with.
+pub const CURSOR: &str = "redaction";
+
+/// Most bytes read per batch.
+const MAX_BATCH_BYTES: usize = 16 << 20;
+
+/// Reads the raw log.
+pub struct LogSource {
+    log: Arc<Log>,
+    cursor: Cursor,
+    reader: Reader,
+    items: Vec<Item>,
+    /// Position after each batch handed out and not yet committed.
+    pending: Vec<(u64, u64)>,
+    next_token: u64,
+}
+
+impl LogSource {
+    /// Reads `log` from where the `redaction` cursor stands.
+    pub fn new(log: Arc<Log>) -> Result<LogSource, SourceError> {
+        let cursor = log.cursor(CURSOR)?;
+        let reader = log.reader(cursor.position());
+        Ok(LogSource { log, cursor, reader, items: Vec::new(), pending: Vec::new(), next_token: 0 })
+    }
+
+    fn input(item: Item) -> Input {
+        match item {
+            Item::Record { seq, payload } => match codec::decode(&payload) {
+                Ok(Entry::Event { record, .. }) => Input::Event { record, origin: seq + 1 },
+                Ok(Entry::Report(_)) => Input::Malformed {
+                    id: format!("raw-log:{seq}"),
+                    reason: "a report in the raw log (only events belong there)".into(),
+                    raw: String::new(),
+                },
+                Err(e) => Input::Malformed {
+                    id: format!("raw-log:{seq}"),
+                    reason: e.to_string(),
+                    raw: String::from_utf8_lossy(&payload).into_owned(),
+                },
+            },
+            Item::Corrupt { segment, offset, len, reason, bytes } => Input::Malformed {
+                id: format!("raw-log:{}:{offset}", segment.file_name().unwrap_or_default().to_string_lossy()),
+                reason: format!("{len} unreadable bytes in the raw log: {reason}"),
+                raw: String::from_utf8_lossy(&bytes).into_owned(),
+            },
+        }
+    }
+}
+
+impl Source for LogSource {
+    fn name(&self) -> &str {
+        "raw-log"
+    }
+
+    fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Poll, SourceError> {
+        self.items.clear();
+        if self.reader.read(max, MAX_BATCH_BYTES, &mut self.items)? == 0 {
+            self.log.wait_durable(self.reader.position(), wait);
+            if self.reader.read(max, MAX_BATCH_BYTES, &mut self.items)? == 0 {
+                return Ok(Poll::Idle);
+            }
+        }
+        let inputs = self.items.drain(..).map(LogSource::input).collect();
+        let token = self.next_token;
+        self.next_token += 1;
+        self.pending.push((token, self.reader.position()));
+        Ok(Poll::Batch(SourceBatch { inputs, token }))
+    }
+
+    fn commit(&mut self, token: u64) -> Result<(), SourceError> {
+        let Some(i) = self.pending.iter().position(|(t, _)| *t == token) else { return Ok(()) };
+        let position = self.pending[i].1;
+        self.pending.drain(..=i);
+        self.cursor.commit(position, 0)?;
+        Ok(())
+    }
+
+    fn skip_to(&mut self, origin: u64) -> Result<(), SourceError> {
+        if origin > self.reader.position() {
+            tracing::info!(from = self.reader.position(), to = origin, "the redacted log already holds these raw events; skipping them");
+            self.reader = self.log.reader(origin);
+            self.cursor.commit(origin.min(self.log.next_seq()), 0)?;
+        }
+        Ok(())
+    }
+
+    fn owns(&self, origin: u64) -> bool {
+        origin != NO_ORIGIN && origin & DIRECT_ORIGIN == 0
+    }
+}
