@@ -446,6 +446,12 @@ fn worker(loaded: &LoadedConfig) -> anyhow::Result<()> {
     }
     let (stats, _) = run_graph(loaded, Mode::Worker)?;
     eprint!("{stats}");
+    eprintln!(
+        "wasmtel worker: consumed {}, delivered {}, dead-lettered {}",
+        stats.events_in,
+        stats.per_sink.values().map(|s| s.sent).sum::<u64>(),
+        stats.dead_lettered()
+    );
     Ok(())
 }
 

@@ -52,7 +52,7 @@ fn quickstart_runs_the_main_job() {
         assert!(!all.contains(pii), "{pii} leaked to stdout");
     }
     assert!(stderr.contains("events in:        60") && stderr.contains("dead-lettered:    2"), "{stderr}");
-    let dead = read_jsonl(&dir.path().join("state/dead-letter.jsonl"));
+    let dead = dead_letters(&dir.path().join("state"));
     assert_eq!(dead.len(), 2);
     assert!(dead.iter().all(|d| d["stage"] == "source"));
     let audit = read_jsonl(&dir.path().join("state/audit.jsonl"));
@@ -90,7 +90,7 @@ fn redact_keeps_order_and_dead_letters_bad_lines() {
     assert_eq!(lines[0]["userId"], "<EMAIL>");
     assert_eq!(lines[2]["metadata"]["ip"], "<IPV4>");
     assert!(stderr.contains("4 in, 3 out, 1 dead-lettered"), "{stderr}");
-    assert_eq!(read_jsonl(&dir.path().join("dead-letter.jsonl")).len(), 1);
+    assert_eq!(dead_letters(dir.path()).len(), 1);
 }
 
 fn check(toml: &str) -> String {

@@ -7,10 +7,12 @@ use std::sync::{Arc, OnceLock};
 use chrono::Utc;
 use serde_json::Value;
 use wasmtel::config::{Limits, UnknownFields};
-use wasmtel::event::Event;
+use wasmtel::event::{Event, Record};
 use wasmtel::runtime::redactor::RedactorModule;
 use wasmtel::runtime::{ModuleSource, Runtime, RuntimeOptions};
-use wasmtel::transforms::redact::{Failed, FindingSource, Passed, RedactionChain, new_batch};
+use wasmtel::stats::Stats;
+use wasmtel::topology::{Mode, Plan, Topology};
+use wasmtel::transforms::redact::{FindingSource, Outcome, Packed, RedactionChain};
 
 /// One runtime for the whole test binary, with a component cache under the
 /// target folder so each guest compiles once.
@@ -49,10 +51,40 @@ pub fn event(json: Value) -> Event {
     Event::from_json(json, UnknownFields::Reject, Utc::now()).expect("valid event")
 }
 
-/// Runs events through one redactor.
-pub fn redact_with(redactor: Arc<dyn FindingSource>, events: Vec<Event>) -> Result<Passed, Failed> {
-    let ids: Vec<String> = (0..events.len()).map(|i| format!("test:{}", i + 1)).collect();
-    RedactionChain::new(vec![redactor]).redact(events, &ids, &mut new_batch())
+/// Events as records with ids `test:1`, `test:2`, ...
+pub fn records(events: Vec<Event>) -> Vec<Record> {
+    events.into_iter().enumerate().map(|(i, event)| Record { id: format!("test:{}", i + 1), event }).collect()
+}
+
+/// Runs events through one redactor: `Ok` when all passed, `Err` with the
+/// outcome when any was rejected.
+pub fn redact_with(redactor: Arc<dyn FindingSource>, events: Vec<Event>) -> Result<Outcome, Outcome> {
+    let outcome = RedactionChain::new(vec![redactor]).redact(records(events), &mut Packed::default());
+    if outcome.rejected.is_empty() { Ok(outcome) } else { Err(outcome) }
+}
+
+/// A multi-threaded runtime for tests that run the stage graph.
+pub fn graph_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+/// `wasmtel run --once` in-process: the whole stage graph over the
+/// config's `[events]`, until the input is exhausted and the sinks drained.
+pub fn run_once(loaded: &wasmtel::config::LoadedConfig) -> Stats {
+    let topology = Topology::open(Plan::build(loaded).expect("plan"), Mode::Run { once: true }).expect("topology");
+    graph_runtime().block_on(topology.run(std::future::pending())).expect("the run completes")
+}
+
+/// The dead letters of a state folder, as JSON (with their ids).
+pub fn dead_letters(state_dir: &std::path::Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    wasmtel::dead_letter::read(state_dir, |stored| {
+        let mut v = serde_json::to_value(&stored.letter).unwrap();
+        v["id"] = stored.id.into();
+        out.push(v);
+    })
+    .expect("readable dead-letter store");
+    out
 }
 
 /// A fresh temporary folder.
@@ -100,4 +132,18 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Puts a report into a report sink's outbox and delivers what it holds.
+pub fn send(sink: &mut wasmtel::sinks::report::ReportSink, report: &wasmtel::report::Report) {
+    sink.push(report).expect("outbox write");
+    drain(sink);
+}
+
+/// Delivers what a report sink's outbox holds (as its task would), on one
+/// runtime for the whole test binary: a sink's gRPC channel lives on the
+/// runtime it was first used on, as it does in the process.
+pub fn drain(sink: &mut wasmtel::sinks::report::ReportSink) {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(graph_runtime).block_on(sink.drain()).expect("outbox readable");
 }

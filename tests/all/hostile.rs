@@ -24,18 +24,25 @@ fn events_with_secret() -> Vec<wasmtel::event::Event> {
     ]
 }
 
-/// Asserts the batch failed closed with `expected`, returning the input untouched.
+/// Asserts every event failed closed with `expected`, coming back untouched.
 fn assert_fails_closed(behavior: &str, expected: fn(&GuestFailure) -> bool) {
     let module = hostile(behavior);
     let input = events_with_secret();
-    let failed = redact_with(module.clone(), input.clone()).expect_err("the batch must fail");
-    assert!(expected(&failed.failure), "{behavior}: unexpected failure {:?}", failed.failure);
-    assert_eq!(failed.events, input, "{behavior}: the dead-letter payload is the untouched input");
-    assert_eq!(failed.module, "hostile");
+    let failed = redact_with(module.clone(), input.clone()).expect_err("the events must fail");
+    // Each event is tried alone; `mid-char` only has a character to split
+    // in the first one, so the second (alone) gets a valid finding and passes.
+    let rejected = if behavior == "mid-char" { 1 } else { input.len() };
+    assert_eq!(failed.rejected.len(), rejected, "{behavior}: each event tried alone");
+    assert_eq!(failed.passed.len(), input.len() - rejected, "{behavior}");
+    for (r, original) in failed.rejected.iter().zip(&input) {
+        assert!(expected(&r.failure), "{behavior}: unexpected failure {:?}", r.failure);
+        assert_eq!(&r.record.event, original, "{behavior}: the dead-letter payload is the untouched input");
+        assert_eq!(r.module, "hostile");
+    }
     // The host and the module keep serving: the next call fails the same
     // way (the guest is still hostile) instead of crashing or hanging.
     let again = redact_with(module, input).expect_err("still failing closed");
-    assert_eq!(again.failure.kind(), failed.failure.kind());
+    assert_eq!(again.rejected[0].failure.kind(), failed.rejected[0].failure.kind());
 }
 
 #[test]
@@ -70,23 +77,24 @@ fn a_trapping_batch_does_not_poison_the_next() {
     let module = hostile("panic-on-marker");
     let bad = vec![event(json!({"orgId": "o", "metadata": {"m": "PANIC secret"}}))];
     let failed = redact_with(module.clone(), bad).unwrap_err();
-    assert!(matches!(failed.failure, GuestFailure::Trap(_)));
+    assert!(matches!(failed.rejected[0].failure, GuestFailure::Trap(_)));
     let good = vec![event(json!({"orgId": "o", "metadata": {"m": "a secret word"}}))];
     let passed = redact_with(module, good).expect("a fresh instance serves the next batch");
-    assert_eq!(passed.events[0].event().metadata["m"], "a <WORD> word");
+    assert_eq!(passed.passed[0].event().metadata["m"], "a <WORD> word");
 }
 
 #[test]
 fn well_behaved_mode_redacts() {
     let passed = redact_with(hostile("none"), events_with_secret()).unwrap();
-    for e in &passed.events {
+    for e in &passed.passed {
         assert!(!e.event().to_json_line().contains("secret"));
     }
     assert_eq!(passed.findings_per_rule["word"], 3);
 }
 
-/// The whole run: a hostile module in a pipeline puts nothing un-redacted in
-/// the sink, dead-letters everything with the reason, and the run completes.
+/// The whole run: a hostile module in the stage graph puts nothing
+/// un-redacted in the sink, dead-letters every event it fails on with the
+/// reason, and the run completes.
 #[test]
 fn pipeline_with_hostile_guests_leaks_nothing() {
     for behavior in ["loop", "hog", "panic", "out-of-range", "overlap", "mid-char", "error"] {
@@ -122,18 +130,46 @@ path = "out.jsonl"
         );
         std::fs::write(dir.path().join("wasmtel.toml"), toml).unwrap();
         let loaded = wasmtel::config::load(&dir.path().join("wasmtel.toml")).unwrap();
-        let mut pipeline = wasmtel::pipeline::Pipeline::build(&loaded).unwrap();
-        let input = std::fs::File::open(dir.path().join("in.jsonl")).unwrap();
-        pipeline.process_events(std::io::BufReader::new(input), "in.jsonl").unwrap();
-        assert_eq!(pipeline.stats().events_out, 0, "{behavior}");
-        assert_eq!(pipeline.stats().dead_redact, 10, "{behavior}: all 10 events dead-lettered (3 batches)");
+        let stats = run_once(&loaded);
+        assert_eq!(stats.events_out, 0, "{behavior}");
+        assert_eq!(stats.dead_redact, 10, "{behavior}: all 10 events dead-lettered");
         let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap_or_default();
         assert!(!out.contains("secret"), "{behavior}: un-redacted data reached the sink");
-        let dead = read_jsonl(&dir.path().join("state/dead-letter.jsonl"));
+        let dead = dead_letters(&dir.path().join("state"));
         assert_eq!(dead.len(), 10);
         assert!(dead.iter().all(|d| d["stage"] == "redact"
             && d["component"] == "hostile"
             && !d["reason"].as_str().unwrap().is_empty()));
+    }
+}
+
+/// One bad event among many: only it is dead-lettered (with the reason),
+/// every other event of its batch is delivered, redacted — for every kind
+/// of guest failure.
+#[test]
+fn only_the_events_a_guest_fails_on_are_dead_lettered() {
+    let module = Arc::new(redactor(
+        "markers",
+        wasmtel::guests::REDACTOR_HOSTILE,
+        Limits { deadline_ms: 50, memory_mib: 16 },
+        &[("behavior", "markers")],
+    ));
+    let mut input: Vec<_> = (0..200).map(|i| event(json!({"orgId": "o", "metadata": {"m": format!("secret {i}")}}))).collect();
+    let bad = [(7, "PANIC"), (50, "SPIN"), (51, "HOG"), (120, "BADSPAN"), (199, "PANIC")];
+    for (i, marker) in bad {
+        input[i].metadata.insert("x".into(), json!(marker));
+    }
+    let chain = wasmtel::transforms::redact::RedactionChain::new(vec![module]);
+    let outcome = chain.redact(records(input), &mut wasmtel::transforms::redact::Packed::default());
+    let rejected: Vec<(&str, &'static str)> =
+        outcome.rejected.iter().map(|r| (r.record.id.as_str(), r.failure.kind())).collect();
+    assert_eq!(
+        rejected,
+        [("test:8", "trap"), ("test:51", "timeout"), ("test:52", "memory-cap"), ("test:121", "invalid-finding"), ("test:200", "trap")]
+    );
+    assert_eq!(outcome.passed.len(), 195);
+    for p in &outcome.passed {
+        assert!(!p.event().to_json_line().contains("secret"), "{:?}", p.event());
     }
 }
 
@@ -176,7 +212,7 @@ fn a_module_reaches_only_what_it_was_granted() {
         )
         .unwrap();
         let failed = redact_with(Arc::new(module), vec![event(json!({"orgId": "o"}))]).unwrap_err();
-        failed.failure.to_string()
+        failed.rejected[0].failure.to_string()
     };
     // No ambient authority: no environment, no files.
     let nothing = probe(Default::default());

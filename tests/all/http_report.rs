@@ -58,9 +58,9 @@ max_backoff_ms = 50
     )
 }
 
-fn build(dir: &std::path::Path, toml: &str) -> Vec<Box<dyn sinks::Sink>> {
+fn build(dir: &std::path::Path, toml: &str) -> Vec<wasmtel::sinks::report::ReportSink> {
     let loaded = config::parse(&dir.join("test.toml"), toml).unwrap();
-    sinks::build(&loaded.config.sinks, dir, None).unwrap()
+    sinks::report::build(&loaded.config.sinks, dir, None).unwrap()
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn posts_the_report_and_retries_server_errors() {
     ]);
     let addr = start(&rt, endpoint.clone());
     let mut sinks = build(dir.path(), &sinks_toml(addr, ""));
-    sinks[0].send_report(&report(3)).unwrap();
+    send(&mut sinks[0], &report(3));
     let bodies = endpoint.bodies.lock().unwrap().clone();
     assert_eq!(bodies.len(), 3, "503 and 429 are retried, then delivered once");
     let body = &bodies[2];
@@ -101,7 +101,7 @@ fn client_errors_are_not_retried() {
     endpoint.answers.lock().unwrap().push_back((400, json!({"error": "bad"})));
     let addr = start(&rt, endpoint.clone());
     let mut sinks = build(dir.path(), &sinks_toml(addr, ""));
-    sinks[0].send_report(&report(3)).unwrap();
+    send(&mut sinks[0], &report(3));
     assert_eq!(endpoint.bodies.lock().unwrap().len(), 1);
     let rejected: Vec<_> = std::fs::read_dir(dir.path().join("outbox/http_report/rejected")).unwrap().collect();
     assert_eq!(rejected.len(), 1, "kept for inspection");
@@ -121,7 +121,7 @@ fn disable_scout_stops_all_reporting_for_the_process() {
     let mut sinks = build(dir.path(), &toml);
     for r in [report(2), report(3)] {
         for sink in &mut sinks {
-            sink.send_report(&r).unwrap();
+            send(sink, &r);
         }
     }
     assert_eq!(endpoint.bodies.lock().unwrap().len(), 1, "nothing after the endpoint asked to stop");

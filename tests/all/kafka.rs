@@ -283,16 +283,58 @@ fn a_twenty_second_broker_outage_loses_nothing() {
     wait_for_all(&stub, 200, &[&worker]);
 }
 
+/// A broker that is down does not lose or dead-letter events: they wait in
+/// the redacted log (the run ends after its drain timeout) and the next run
+/// delivers them, ids in the `wasmtel-event-id` header. A message the
+/// producer refuses for good (too large) is dead-lettered with the reason.
 #[test]
-fn undeliverable_events_are_dead_lettered_with_the_reason() {
+fn a_down_broker_keeps_events_and_refused_messages_are_dead_lettered() {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
     let dir = tempdir();
     let broker = Broker::start(&["events:1"]);
     broker.stop();
-    let config = producer_config(dir.path(), &broker, 0, 5, "delivery_timeout_ms = 2000\nresends = 1\n");
+    let extra = "delivery_timeout_ms = 2000\n[sinks.properties]\n\"message.max.bytes\" = \"2000\"\n[pipeline]\ndrain_timeout_ms = 4000\n";
+    let config = producer_config(dir.path(), &broker, 0, 5, extra);
     let stderr = produce(&config);
-    assert!(stderr.contains("dead-lettered:    5"), "{stderr}");
-    let dead = read_jsonl(&dir.path().join("producer-state/dead-letter.jsonl"));
-    assert_eq!(dead.len(), 5);
-    assert!(dead.iter().all(|d| d["stage"] == "sink" && d["reason"].as_str().unwrap().contains("Kafka")), "{dead:#?}");
-    assert_eq!(dead[0]["event"]["userId"], "<EMAIL>", "what a sink refused is kept redacted");
+    assert!(stderr.contains("dead-lettered:    0"), "{stderr}");
+    let state = dir.path().join("producer-state");
+    let lag = |s: &Path| wasmtel::status::read(s).unwrap().redacted.readers.get("kafka").map_or(u64::MAX, |r| r.lag);
+    assert_eq!(lag(&state), 5, "the 5 events wait in the redacted log");
+
+    broker.restart();
+    // A second run (no new input) delivers what waited; one oversized event
+    // in its input is refused by the producer and dead-lettered.
+    let big = json!({"orgId": "org-big", "eventType": "login", "metadata": {"blob": "x".repeat(5000)}});
+    std::fs::write(dir.path().join("events-0.jsonl"), format!("{}{big}\n", std::fs::read_to_string(dir.path().join("events-0.jsonl")).unwrap())).unwrap();
+    let stderr = produce(&config);
+    assert!(stderr.contains("dead-lettered:    1"), "{stderr}");
+    assert_eq!(lag(&state), 0);
+    let dead = dead_letters(&state);
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert!(dead[0]["stage"] == "sink" && dead[0]["reason"].as_str().unwrap().contains("Kafka"), "{dead:#?}");
+    assert_eq!(dead[0]["event"]["orgId"], "org-big", "what a sink refused is kept (redacted)");
+
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("group.id", "down-broker-test")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["events"]).unwrap();
+    let mut ids = Vec::new();
+    let started = Instant::now();
+    while ids.len() < 5 && started.elapsed() < Duration::from_secs(60) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            let header = m.headers().and_then(|h| h.iter().find(|h| h.key == "wasmtel-event-id")).and_then(|h| h.value);
+            let id = String::from_utf8(header.expect("the event id header").to_vec()).unwrap();
+            let value: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            assert_eq!(value["id"], id.as_str(), "the same id in the value and the header");
+            ids.push(id);
+        }
+    }
+    ids.sort();
+    let want: Vec<String> = (1..=5).map(|n| format!("events-0.jsonl:{n}")).collect();
+    assert_eq!(ids, want, "each event once, with its id");
 }

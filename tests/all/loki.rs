@@ -9,12 +9,13 @@ use wasmtel::devtools::loki::{LokiStub, State, handle};
 use crate::common::*;
 use crate::reporting::server_runtime;
 
-/// A pipeline: builtin redactor, then a Loki sink with `sink` settings.
-fn pipeline(dir: &std::path::Path, endpoint: &str, sink: &str) -> wasmtel::pipeline::Pipeline {
+/// A config: builtin redactor, then a Loki sink with `sink` settings,
+/// reading `in.jsonl` (with a checkpoint, so [`feed`] can add to it).
+fn pipeline(dir: &std::path::Path, endpoint: &str, sink: &str) -> wasmtel::config::LoadedConfig {
     let toml = format!(
         r#"state_dir = "state"
 [events]
-path = "-"
+path = "in.jsonl"
 [[redactors]]
 name = "pii"
 module = "builtin:redactor-pii"
@@ -27,8 +28,16 @@ initial_backoff_ms = 10
 max_backoff_ms = 50
 "#
     );
-    let loaded = wasmtel::config::parse(&dir.join("loki.toml"), &toml).unwrap();
-    wasmtel::pipeline::Pipeline::build(&loaded).unwrap()
+    wasmtel::config::parse(&dir.join("loki.toml"), &toml).unwrap()
+}
+
+/// Appends `lines` to the input and runs once over what is new.
+fn feed(loaded: &wasmtel::config::LoadedConfig, lines: &str) -> wasmtel::stats::Stats {
+    use std::io::Write;
+    let path = loaded.file.parent().unwrap().join("in.jsonl");
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    file.write_all(lines.as_bytes()).unwrap();
+    run_once(loaded)
 }
 
 fn events(n: usize, at: chrono::DateTime<Utc>) -> String {
@@ -51,9 +60,9 @@ fn events_arrive_as_streams_with_low_cardinality_labels() {
         let sink = format!(
             "encoding = \"{encoding}\"\n{extra}tenant = \"team-a\"\nstructured_metadata = [\"user_id\", \"session_id\"]\n"
         );
-        let mut p = pipeline(dir.path(), &stub.endpoint(), &sink);
-        p.process_events(events(20, Utc::now()).as_bytes(), "in").unwrap();
-        assert_eq!(p.stats().events_out, 20, "{encoding}");
+        let p = pipeline(dir.path(), &stub.endpoint(), &sink);
+        let stats = feed(&p, &events(20, Utc::now()));
+        assert_eq!(stats.events_out, 20, "{encoding}");
         let state = stub.state();
         let labels: Vec<&String> = state.streams.keys().collect();
         assert_eq!(
@@ -81,11 +90,11 @@ fn rate_limits_and_server_errors_are_retried() {
     let rt = server_runtime();
     let stub = rt.block_on(LokiStub::start()).unwrap();
     stub.state().faults.extend([429, 500]);
-    let mut p = pipeline(dir.path(), &stub.endpoint(), "");
-    p.process_events(events(5, Utc::now()).as_bytes(), "in").unwrap();
+    let p = pipeline(dir.path(), &stub.endpoint(), "");
+    let stats = feed(&p, &events(5, Utc::now()));
     assert_eq!(stub.state().requests, 3, "429, 500, then 204");
     assert_eq!(stub.state().lines().len(), 5);
-    assert_eq!(p.stats().dead_lettered(), 0);
+    assert_eq!(stats.dead_lettered(), 0);
 }
 
 #[test]
@@ -93,9 +102,9 @@ fn only_the_entries_loki_refuses_are_dead_lettered() {
     let dir = tempdir();
     let rt = server_runtime();
     let stub = rt.block_on(LokiStub::start()).unwrap();
-    let mut p = pipeline(dir.path(), &stub.endpoint(), "");
+    let p = pipeline(dir.path(), &stub.endpoint(), "");
     let now = Utc::now();
-    p.process_events(events(4, now).as_bytes(), "first").unwrap();
+    feed(&p, &events(4, now));
     // Two hours behind the streams' newest entries: Loki refuses these as
     // "too far behind" (the client cannot know), but stores the other stream's.
     let mut late = events(4, now - Duration::hours(2));
@@ -103,8 +112,8 @@ fn only_the_entries_loki_refuses_are_dead_lettered() {
         "{}\n",
         json!({"orgId": "org-9", "eventType": "login", "source": "sdk", "metadata": {"seq": 99}})
     ));
-    p.process_events(late.as_bytes(), "late").unwrap();
-    let dead = read_jsonl(&dir.path().join("state/dead-letter.jsonl"));
+    feed(&p, &late);
+    let dead = dead_letters(&dir.path().join("state"));
     assert_eq!(dead.len(), 4, "{dead:#?}");
     assert!(
         dead.iter().all(|d| d["stage"] == "sink" && d["reason"].as_str().unwrap().contains("too far behind")),
@@ -119,19 +128,19 @@ fn oversized_and_old_lines_never_reach_loki() {
     let dir = tempdir();
     let rt = server_runtime();
     let stub = rt.block_on(LokiStub::start()).unwrap();
-    let mut p = pipeline(dir.path(), &stub.endpoint(), "max_line_bytes = 400\n");
+    let p = pipeline(dir.path(), &stub.endpoint(), "max_line_bytes = 400\n");
     let big = json!({"orgId": "o", "metadata": {"blob": "x".repeat(1000)}});
     let old = json!({"orgId": "o", "createdAt": wasmtel::event::format_time(Utc::now() - Duration::hours(200))});
-    p.process_events(format!("{big}\n{old}\n{}\n", json!({"orgId": "o"})).as_bytes(), "in").unwrap();
-    let dead = read_jsonl(&dir.path().join("state/dead-letter.jsonl"));
+    feed(&p, &format!("{big}\n{old}\n{}\n", json!({"orgId": "o"})));
+    let dead = dead_letters(&dir.path().join("state"));
     let reasons: Vec<&str> = dead.iter().map(|d| d["reason"].as_str().unwrap()).collect();
     assert!(reasons[0].contains("max_line_bytes") && reasons[1].contains("older than Loki accepts"), "{reasons:?}");
     assert_eq!(stub.state().lines().len(), 1);
     assert_eq!(stub.state().refused, 0, "nothing was sent to be rejected");
 
     let dir = tempdir();
-    let mut p = pipeline(dir.path(), &stub.endpoint(), "max_line_bytes = 400\noversized_lines = \"truncate\"\n");
-    p.process_events(format!("{big}\n").as_bytes(), "in").unwrap();
+    let p = pipeline(dir.path(), &stub.endpoint(), "max_line_bytes = 400\noversized_lines = \"truncate\"\n");
+    feed(&p, &format!("{big}\n"));
     assert!(stub.state().lines().iter().any(|l| l.len() == 400));
 }
 

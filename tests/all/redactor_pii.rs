@@ -14,7 +14,7 @@ fn redact_text(text: &str) -> String {
 fn redact_texts(texts: &[&str]) -> Vec<String> {
     let events = texts.iter().map(|t| event(json!({"metadata": {"text": t}}))).collect();
     let passed = redact_with(pii_redactor(&[]), events).expect("redaction succeeds");
-    passed.events.iter().map(|e| e.event().metadata["text"].as_str().unwrap().to_string()).collect()
+    passed.passed.iter().map(|e| e.event().metadata["text"].as_str().unwrap().to_string()).collect()
 }
 
 #[test]
@@ -76,9 +76,9 @@ fn pii_in_keys_and_top_level_fields_is_redacted() {
         "metadata": {"jane@example.com": {"visits": 3}, "headers": {"authorization": "Bearer abc.def.ghi-123456"}}
     }));
     let passed = redact_with(pii_redactor(&[]), vec![e]).unwrap();
-    let out = passed.events[0].event().to_json_line();
+    let out = passed.passed[0].event().to_json_line();
     assert!(!out.contains("jane@example.com") && !out.contains("abc.def.ghi-123456"), "{out}");
-    assert_eq!(passed.events[0].event().user_id, "<EMAIL>");
+    assert_eq!(passed.passed[0].event().user_id, "<EMAIL>");
     assert!(passed.audit.iter().all(|a| !a.field_path.contains("jane")), "audit paths carry no PII");
     assert!(passed.audit.iter().any(|a| a.part == "key" && a.rule_id == "email"));
 }
@@ -92,7 +92,7 @@ fn pseudonyms_are_keyed_joinable_and_carry_the_key_id() {
             event(json!({"metadata": {"text": "b jane@example.com"}})),
         ];
         let passed = redact_with(module, events).unwrap();
-        passed.events.iter().map(|e| e.event().metadata["text"].as_str().unwrap().to_string()).collect()
+        passed.passed.iter().map(|e| e.event().metadata["text"].as_str().unwrap().to_string()).collect()
     };
     let first = run("key-one");
     assert!(first[0].starts_with("a <EMAIL:2026-q4:"), "{}", first[0]);
@@ -105,7 +105,7 @@ fn pseudonyms_are_keyed_joinable_and_carry_the_key_id() {
 fn pseudonym_mode_without_a_key_fails_closed() {
     let module = pii_redactor(&[("mode", "pseudonym")]);
     let failed = redact_with(module, vec![event(json!({"userId": "jane@example.com"}))]).unwrap_err();
-    assert!(failed.failure.to_string().contains("hmac_key"), "{}", failed.failure);
+    assert!(failed.rejected[0].failure.to_string().contains("hmac_key"), "{}", failed.rejected[0].failure);
 }
 
 fn corpus(name: &str) -> Vec<Value> {

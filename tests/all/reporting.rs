@@ -16,8 +16,8 @@ use wasmtel::proto::zitadel as pb;
 use wasmtel::proto::zitadel::telemetry_service_server::{TelemetryService, TelemetryServiceServer};
 use wasmtel::receiver::{ReceiverConfig, ReceiverStore};
 use wasmtel::report::{CountParentType, Report, ResourceCount};
-use wasmtel::sinks::Sink;
-use wasmtel::sinks::zitadel::{ZitadelConfig, ZitadelSink};
+use wasmtel::sinks::report::ReportSink;
+use wasmtel::sinks::report::zitadel::{self, ZitadelConfig};
 
 use crate::common::*;
 
@@ -91,9 +91,9 @@ fn reporter_delivers_to_the_receiver_with_report_id_chaining() {
     let rt = server_runtime();
     let (addr, _stop) = start_receiver(&rt, &dir.path().join("recv.db"), None);
     let mut sink =
-        ZitadelSink::new(sink_config(addr, ""), &dir.path().join("state"), ReportingSwitch::default()).unwrap();
+        zitadel::sink(sink_config(addr, ""), &dir.path().join("state"), ReportingSwitch::default()).unwrap();
     let sent = report(27);
-    sink.send_report(&sent).unwrap();
+    send(&mut sink, &sent);
     assert_eq!(sink.stats().delivered, 1);
     assert!(sink.outbox().pending().unwrap().is_empty());
 
@@ -112,7 +112,7 @@ fn reporter_delivers_to_the_receiver_with_report_id_chaining() {
     assert_eq!(store.reports().unwrap(), 1, "every batch carried the report ID of the base report");
 
     // The same system ID next time: a second report reuses it.
-    sink.send_report(&report(10)).unwrap();
+    send(&mut sink, &report(10));
     assert_eq!(store.systems().unwrap().len(), 1);
     // 10 counts at bulk size 10: one full batch and an empty one ending the report.
     assert_eq!(store.batches().unwrap(), 5);
@@ -178,9 +178,9 @@ fn scripted_sink(
     script: &Arc<Script>,
     rt: &tokio::runtime::Runtime,
     extra: &str,
-) -> ZitadelSink {
+) -> ReportSink {
     let addr = start_scripted(rt, script.clone());
-    ZitadelSink::new(sink_config(addr, extra), dir, ReportingSwitch::default()).unwrap()
+    zitadel::sink(sink_config(addr, extra), dir, ReportingSwitch::default()).unwrap()
 }
 
 #[test]
@@ -190,7 +190,7 @@ fn unavailable_twice_then_ok_is_delivered_once_in_three_attempts() {
     let script = Arc::new(Script::default());
     script.counts.lock().unwrap().extend([Code::Unavailable, Code::Unavailable]);
     let mut sink = scripted_sink(dir.path(), &script, &rt, "");
-    sink.send_report(&report(3)).unwrap();
+    send(&mut sink, &report(3));
     assert_eq!(script.counts_calls.load(Ordering::SeqCst), 3);
     assert_eq!(script.accepted_counts.load(Ordering::SeqCst), 3, "delivered once");
     assert_eq!(sink.stats().delivered, 1);
@@ -204,7 +204,7 @@ fn invalid_argument_is_not_retried_and_kept_for_inspection() {
     let script = Arc::new(Script::default());
     script.counts.lock().unwrap().push_back(Code::InvalidArgument);
     let mut sink = scripted_sink(dir.path(), &script, &rt, "");
-    sink.send_report(&report(3)).unwrap();
+    send(&mut sink, &report(3));
     assert_eq!(script.counts_calls.load(Ordering::SeqCst), 1);
     assert_eq!(sink.stats().rejected, 1);
     let rejected = sink.outbox().rejected().unwrap();
@@ -222,7 +222,7 @@ fn failed_precondition_starts_a_new_report_once() {
     let script = Arc::new(Script::default());
     script.counts.lock().unwrap().push_back(Code::FailedPrecondition);
     let mut sink = scripted_sink(dir.path(), &script, &rt, "");
-    sink.send_report(&report(3)).unwrap();
+    send(&mut sink, &report(3));
     assert_eq!(script.base_calls.load(Ordering::SeqCst), 2, "a new base report after FAILED_PRECONDITION");
     assert_eq!(script.counts_calls.load(Ordering::SeqCst), 2);
     assert_eq!(sink.stats().delivered, 1);
@@ -231,7 +231,7 @@ fn failed_precondition_starts_a_new_report_once() {
     let script = Arc::new(Script::default());
     script.counts.lock().unwrap().extend([Code::FailedPrecondition, Code::FailedPrecondition]);
     let mut sink = scripted_sink(&dir.path().join("second"), &script, &rt, "");
-    sink.send_report(&report(3)).unwrap();
+    send(&mut sink, &report(3));
     assert_eq!(script.base_calls.load(Ordering::SeqCst), 2);
     assert_eq!(sink.stats().deferred, 1);
     assert_eq!(sink.outbox().pending().unwrap().len(), 1);
@@ -245,8 +245,8 @@ fn a_slow_server_hits_the_deadline_and_is_retried() {
     script.slow_counts.lock().unwrap().push_back(Duration::from_millis(1500));
     let mut config = sink_config(start_scripted(&rt, script.clone()), "");
     config.timeout_ms = 300;
-    let mut sink = ZitadelSink::new(config, dir.path(), ReportingSwitch::default()).unwrap();
-    sink.send_report(&report(3)).unwrap();
+    let mut sink = zitadel::sink(config, dir.path(), ReportingSwitch::default()).unwrap();
+    send(&mut sink, &report(3));
     assert_eq!(script.counts_calls.load(Ordering::SeqCst), 2, "DEADLINE_EXCEEDED, then a retry");
     assert_eq!(sink.stats().delivered, 1);
 }
@@ -258,8 +258,8 @@ fn an_unreachable_endpoint_keeps_the_report_for_the_next_run() {
     // Reserve a port with nothing listening on it.
     let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let config = sink_config(addr, "max_attempts = 2\n");
-    let mut sink = ZitadelSink::new(config.clone(), &dir.path().join("state"), ReportingSwitch::default()).unwrap();
-    sink.send_report(&report(12)).unwrap();
+    let mut sink = zitadel::sink(config.clone(), &dir.path().join("state"), ReportingSwitch::default()).unwrap();
+    send(&mut sink, &report(12));
     assert_eq!(sink.stats().deferred, 1);
     assert_eq!(sink.outbox().pending().unwrap().len(), 1);
     drop(sink);
@@ -267,8 +267,8 @@ fn an_unreachable_endpoint_keeps_the_report_for_the_next_run() {
     // Next run: the receiver is up; the kept report goes out on start-up.
     let (addr, _stop) = start_receiver(&rt, &dir.path().join("recv.db"), Some(addr));
     let mut sink =
-        ZitadelSink::new(sink_config(addr, ""), &dir.path().join("state"), ReportingSwitch::default()).unwrap();
-    sink.flush().unwrap();
+        zitadel::sink(sink_config(addr, ""), &dir.path().join("state"), ReportingSwitch::default()).unwrap();
+    drain(&mut sink);
     assert_eq!(sink.stats().delivered, 1);
     assert!(sink.outbox().pending().unwrap().is_empty());
     let store = ReceiverStore::open(&dir.path().join("recv.db")).unwrap();
@@ -298,9 +298,9 @@ fn a_receiver_restarted_between_batches_duplicates_nothing() {
     });
     let mut config = sink_config(addr, "max_attempts = 40\n");
     config.bulk_size = 3;
-    let mut sink = ZitadelSink::new(config, &dir.path().join("state"), ReportingSwitch::default()).unwrap();
+    let mut sink = zitadel::sink(config, &dir.path().join("state"), ReportingSwitch::default()).unwrap();
     // 300 counts at bulk size 3: 100 batches and an empty one ending the report.
-    sink.send_report(&report(300)).unwrap();
+    send(&mut sink, &report(300));
     let (at_stop, _rt, _stop2) = restarter.join().unwrap();
     assert!(at_stop < 101, "the receiver went down mid-report (after {at_stop} batches)");
     assert_eq!(sink.stats().delivered, 1, "reporting completed across the restart");

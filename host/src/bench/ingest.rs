@@ -46,17 +46,16 @@ pub fn run(clients: usize, batches: usize, batch: usize) -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("wasmtel-bench-ingest-{}-{redaction}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let redactors = if redaction {
-            "[[redactors]]\nname = \"pii\"\nmodule = \"builtin:redactor-pii\"\nbatch_size = 500\n"
-        } else {
-            ""
-        };
+        let redactors = "[[redactors]]\nname = \"pii\"\nmodule = \"builtin:redactor-pii\"\nbatch_size = 500\n";
         let text = format!(
             "state_dir = \"state\"\n[ingest]\nmax_batch = {batch}\nrequest_telemetry = false\n{redactors}[[sinks]]\nkind = \"jsonl\"\npath = \"out.jsonl\"\nstreams = [\"events\"]\n"
         );
         let loaded = crate::config::parse(&dir.join("bench.toml"), &text)?;
         let mut plan = crate::topology::Plan::build(&loaded)?;
-        plan.allow_unredacted = true;
+        if !redaction {
+            plan.chain = crate::transforms::redact::RedactionChain::new(Vec::new());
+            plan.allow_unredacted = true;
+        }
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -592,6 +592,27 @@ impl Config {
                 "expected at least twice dead_letter.segment_bytes, which is at least 4096",
             ));
         }
+        if self.redactors.is_empty() {
+            let needs = [("events", self.events.is_some()), ("ingest", self.ingest.is_some()), ("worker", self.worker.is_some())];
+            if let Some((section, _)) = needs.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::new(
+                    file,
+                    "redactors",
+                    format!("[{section}] brings events, but no redactor is configured: add a [[redactors]] entry (e.g. module = \"builtin:redactor-pii\") so un-redacted events never reach a sink"),
+                ));
+            }
+        }
+        for (i, sink) in self.sinks.iter().enumerate() {
+            if let Sink::Loki(l) = sink
+                && (l.batch_max_events == 0 || l.batch_max_bytes == 0)
+            {
+                return Err(ConfigError::new(
+                    file,
+                    format!("sinks[{i}].batch_max_events"),
+                    "expected batch_max_events and batch_max_bytes of at least 1",
+                ));
+            }
+        }
         if self.pipeline.max_restarts == 0 {
             return Err(ConfigError::new(file, "pipeline.max_restarts", "expected at least 1"));
         }

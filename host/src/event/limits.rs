@@ -238,8 +238,9 @@ mod tests {
     #[test]
     fn depth_is_limited() {
         let limits = EventLimits::default();
-        assert!(limits.check(&event(json!({"metadata": nested(63)}))).is_ok());
-        let e = limits.check(&event(json!({"metadata": nested(64)}))).unwrap_err();
+        // `metadata` itself is the first level.
+        assert!(limits.check(&event(json!({"metadata": nested(64)}))).is_ok());
+        let e = limits.check(&event(json!({"metadata": nested(65)}))).unwrap_err();
         assert!(e.message.contains("deeper than 64"), "{e}");
     }
 

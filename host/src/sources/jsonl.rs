@@ -6,10 +6,13 @@
 //! gets the id from its `id` field, or `<file name>:<line number>`.
 //!
 //! A file's position is kept in a checkpoint (`<state_dir>/sources/<name>`:
-//! byte offset, line number and the file's identity), written once a batch
-//! is durable downstream, so a restarted run goes on where the last one
-//! stopped; a replaced or shorter file is read from the start. With
-//! `checkpoint = false` every run reads the whole file.
+//! byte offset, line number, the file's identity and an epoch counting the
+//! files seen), written once a batch is durable downstream, so a restarted
+//! run goes on where the last one stopped; a replaced or shorter file is
+//! read from the start under a new epoch. An event's origin is the epoch and
+//! the offset after its line, so the redacted log can tell which of its
+//! events came from the current file. With `checkpoint = false` every run
+//! reads the whole file.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -33,7 +36,14 @@ struct Position {
     line: u64,
     /// The file's inode, so a replaced file is read from the start.
     inode: u64,
+    /// Counts the files this source has read (a new inode, a truncation).
+    #[serde(default)]
+    epoch: u64,
 }
+
+/// Bits of an origin that hold the byte offset (1 TiB); the epoch sits above.
+const OFFSET_BITS: u32 = 40;
+const OFFSET_MASK: u64 = (1 << OFFSET_BITS) - 1;
 
 /// A JSONL file or standard input.
 pub struct JsonlSource {
@@ -91,14 +101,24 @@ impl JsonlSource {
             match saved {
                 Some(p) if p.inode == inode && p.offset <= meta.len() => {
                     tracing::info!(file = %path.display(), line = p.line, "resuming after the checkpoint");
-                    source.skip_to(DIRECT_ORIGIN | p.offset)?;
+                    source.at.epoch = p.epoch;
+                    source.skip_to(source.origin_at(p.offset))?;
                 }
-                Some(_) => tracing::info!(file = %path.display(), "the file changed since the checkpoint; reading it from the start"),
+                Some(p) => {
+                    tracing::info!(file = %path.display(), "the file changed since the checkpoint; reading it from the start");
+                    source.at.epoch = p.epoch + 1;
+                    write_checkpoint(cp, &source.at)?;
+                }
                 None => {}
             }
         }
         source.checkpoint = checkpoint;
         Ok(source)
+    }
+
+    /// The origin of the position `offset` of the current file.
+    fn origin_at(&self, offset: u64) -> u64 {
+        DIRECT_ORIGIN | ((self.at.epoch << OFFSET_BITS) & !DIRECT_ORIGIN) | (offset & OFFSET_MASK)
     }
 
     /// Reads one line (without its newline), at most `max` bytes of it;
@@ -164,7 +184,7 @@ impl JsonlSource {
         match parsed {
             Ok((given, event)) => Some(Input::Event {
                 record: Record { id: given.unwrap_or(id), event },
-                origin: DIRECT_ORIGIN | self.at.offset,
+                origin: self.origin_at(self.at.offset),
             }),
             Err(reason) => malformed(reason, trimmed.to_string()),
         }
@@ -199,19 +219,13 @@ impl Source for JsonlSource {
         let position = self.pending[i].1;
         self.pending.drain(..=i);
         if let Some(path) = &self.checkpoint {
-            let io = |source| SourceError::Io { context: format!("cannot write the checkpoint {}", path.display()), source };
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, serde_json::to_vec(&position).expect("a position serializes")).map_err(io)?;
-            std::fs::rename(&tmp, path).map_err(io)?;
+            write_checkpoint(path, &position)?;
         }
         Ok(())
     }
 
     fn skip_to(&mut self, origin: u64) -> Result<(), SourceError> {
-        let target = origin & !DIRECT_ORIGIN;
+        let target = origin & OFFSET_MASK;
         while self.at.offset < target {
             if self.read_line(usize::MAX)?.is_none() {
                 break;
@@ -221,8 +235,21 @@ impl Source for JsonlSource {
     }
 
     fn owns(&self, origin: u64) -> bool {
-        self.checkpoint.is_some() && origin != crate::event::codec::NO_ORIGIN && origin & DIRECT_ORIGIN != 0
+        self.checkpoint.is_some()
+            && origin != crate::event::codec::NO_ORIGIN
+            && origin & !OFFSET_MASK == self.origin_at(0) & !OFFSET_MASK
     }
+}
+
+/// Saves a position atomically.
+fn write_checkpoint(path: &Path, position: &Position) -> Result<(), SourceError> {
+    let io = |source| SourceError::Io { context: format!("cannot write the checkpoint {}", path.display()), source };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(position).expect("a position serializes")).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
 #[cfg(test)]
@@ -264,8 +291,8 @@ mod tests {
         let inputs = all(source(text));
         assert!(matches!(&inputs[0], Input::Malformed { reason, .. } if reason.contains("deeper than 64")), "{inputs:?}");
         assert!(matches!(&inputs[1], Input::Event { .. }));
-        let limits = EventLimits { max_event_bytes: 100, ..Default::default() };
-        let long: &'static str = Box::leak(format!("{{\"userId\":\"{}\"}}\n{{}}\n", "x".repeat(500)).into_boxed_str());
+        let limits = EventLimits { max_event_bytes: 300, ..Default::default() };
+        let long: &'static str = Box::leak(format!("{{\"userId\":\"{}\"}}\n{{}}\n", "x".repeat(1000)).into_boxed_str());
         let mut s = JsonlSource::new("in", Box::new(long.as_bytes()), UnknownFields::Preserve, limits);
         let Poll::Batch(b) = s.next_batch(10, Duration::ZERO).unwrap() else { panic!() };
         assert!(matches!(&b.inputs[0], Input::Malformed { reason, .. } if reason.contains("longer than twice")));
@@ -287,6 +314,19 @@ mod tests {
         let Poll::Batch(b) = again.next_batch(10, Duration::ZERO).unwrap() else { panic!() };
         let Input::Event { record, .. } = &b.inputs[0] else { panic!() };
         assert_eq!((record.id.as_str(), record.event.org_id.as_str()), ("ev.jsonl:3", "c"));
+        let old_origin = match &b.inputs[0] {
+            Input::Event { origin, .. } => *origin,
+            Input::Malformed { .. } => unreachable!(),
+        };
+        assert!(again.owns(old_origin));
         assert!(matches!(again.next_batch(10, Duration::ZERO).unwrap(), Poll::End));
+
+        // A new, shorter file: read from the start, and events the redacted
+        // log holds from the old file are not taken for this one's.
+        std::fs::write(&file, "{\"orgId\":\"z\"}\n").unwrap();
+        let mut fresh = open();
+        assert!(!fresh.owns(old_origin), "an origin of the old file");
+        let Poll::Batch(b) = fresh.next_batch(10, Duration::ZERO).unwrap() else { panic!("the new file is read") };
+        assert!(matches!(&b.inputs[0], Input::Event { record, .. } if record.event.org_id == "z"));
     }
 }

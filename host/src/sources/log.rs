@@ -26,14 +26,19 @@ pub struct LogSource {
     /// Position after each batch handed out and not yet committed.
     pending: Vec<(u64, u64)>,
     next_token: u64,
+    /// End once everything there is has been read (when nothing appends
+    /// to the log while the stage runs: every mode but `serve`).
+    finite: bool,
 }
 
 impl LogSource {
-    /// Reads `log` from where the `redaction` cursor stands.
-    pub fn new(log: Arc<Log>) -> Result<LogSource, SourceError> {
-        let cursor = log.cursor(CURSOR)?;
+    /// Reads `log` from where the `redaction` cursor stands; with `finite`,
+    /// the source ends once it has read everything the log holds.
+    pub fn new(log: Arc<Log>, finite: bool) -> Result<LogSource, SourceError> {
+        let mut cursor = log.cursor(CURSOR)?;
+        cursor.commit(cursor.position(), 0)?;
         let reader = log.reader(cursor.position());
-        Ok(LogSource { log, cursor, reader, items: Vec::new(), pending: Vec::new(), next_token: 0 })
+        Ok(LogSource { log, cursor, reader, items: Vec::new(), pending: Vec::new(), next_token: 0, finite })
     }
 
     fn input(item: Item) -> Input {
@@ -68,6 +73,9 @@ impl Source for LogSource {
     fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Poll, SourceError> {
         self.items.clear();
         if self.reader.read(max, MAX_BATCH_BYTES, &mut self.items)? == 0 {
+            if self.finite {
+                return Ok(Poll::End);
+            }
             self.log.wait_durable(self.reader.position(), wait);
             if self.reader.read(max, MAX_BATCH_BYTES, &mut self.items)? == 0 {
                 return Ok(Poll::Idle);

@@ -72,6 +72,8 @@ impl Delivery {
     pub async fn run(&mut self, mut phase: tokio::sync::watch::Receiver<Phase>) -> Result<(), StageError> {
         let name = self.sink.name().to_string();
         let mut cursor = self.log.cursor(&name)?;
+        // Saved at once, so `wasmtel status` sees every sink's lag.
+        cursor.commit(cursor.position(), cursor.aux())?;
         let skip = self.sink.resume(cursor.aux())?;
         if skip > 0 {
             let position = self.position_after(cursor.position(), skip)?;

@@ -39,7 +39,7 @@ fn open_sources(
     let config = &loaded.config;
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
     if let Some(raw) = topology_raw {
-        sources.push(Box::new(LogSource::new(Arc::clone(raw))?));
+        sources.push(Box::new(LogSource::new(Arc::clone(raw), mode != Mode::Serve)?));
     }
     let unknown = config.events.as_ref().map(|e| e.unknown_fields).unwrap_or_default();
     let stdin = || -> Result<Box<dyn Source>, SourceError> {
@@ -116,33 +116,24 @@ pub async fn run(t: Topology, shutdown: impl Future<Output = ()> + Send) -> anyh
         deliveries.push(tokio::spawn(supervise_delivery(delivery, sink_config, phase_rx.clone())));
     }
 
-    // Report sinks, each on its own task.
+    // Report sinks, each on its own task; collectors hand them reports.
     let (reports_stop_tx, reports_stop_rx) = tokio::sync::watch::channel(false);
-    let mut reporters = Vec::new();
-    let mut inboxes = Vec::new();
-    if t.mode != Mode::Redact {
-        let opt_out = crate::installation::opt_out_reason(config.reporting.enabled);
-        for sink in sinks::report::build(&config.sinks, &config.state_dir, opt_out.as_deref())? {
-            inboxes.push(sink.inbox());
-            let mut stop = reports_stop_rx.clone();
-            reporters.push(tokio::spawn(sink.run(once, async move {
-                while !*stop.borrow_and_update() {
-                    if stop.changed().await.is_err() {
-                        return;
-                    }
-                }
-            })));
+    let report_sinks = match t.mode {
+        Mode::Redact => Vec::new(),
+        _ => {
+            let opt_out = crate::installation::opt_out_reason(config.reporting.enabled);
+            sinks::report::build(&config.sinks, &config.state_dir, opt_out.as_deref())?
         }
-    }
-
-    // Collectors.
+    };
     let takes_reports = t.event_sinks_take_reports();
     let mut collectors = Collectors {
         collectors: t.plan.collectors,
-        inboxes,
+        inboxes: report_sinks.iter().map(|s| s.inbox()).collect(),
         redacted: takes_reports.then(|| Arc::clone(&t.redacted)),
         stats: Arc::clone(&stats),
     };
+    // With `once`, collectors run first, so the report sinks' one drain
+    // finds their reports.
     let collector_thread = if once {
         tokio::task::spawn_blocking(move || collectors.run_due(true)).await?.context("collectors failed")?;
         None
@@ -155,6 +146,17 @@ pub async fn run(t: Topology, shutdown: impl Future<Output = ()> + Send) -> anyh
             }
         })?)
     };
+    let mut reporters = Vec::new();
+    for sink in report_sinks {
+        let mut stop = reports_stop_rx.clone();
+        reporters.push(tokio::spawn(sink.run(once, async move {
+            while !*stop.borrow_and_update() {
+                if stop.changed().await.is_err() {
+                    return;
+                }
+            }
+        })));
+    }
 
     // The redaction stage.
     let threads = match config.pipeline.redaction_threads {
