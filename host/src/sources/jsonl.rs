@@ -199,7 +199,9 @@ impl Source for JsonlSource {
     fn next_batch(&mut self, max: usize, _wait: Duration) -> Result<Poll, SourceError> {
         let limit = self.limits.max_event_bytes.saturating_mul(2);
         let mut inputs = Vec::with_capacity(max);
-        while inputs.len() < max {
+        let start = self.at.offset;
+        // A batch stops at `max` lines or about 4 MiB, whichever comes first.
+        while inputs.len() < max && self.at.offset - start < 4 << 20 {
             match self.read_line(limit)? {
                 None => break,
                 Some(line) => inputs.extend(self.parse(line)),

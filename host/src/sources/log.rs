@@ -14,8 +14,9 @@ use crate::log::{Cursor, Item, Log, Reader};
 /// The cursor name the redaction stage reads the raw log with.
 pub const CURSOR: &str = "redaction";
 
-/// Most bytes read per batch.
-const MAX_BATCH_BYTES: usize = 16 << 20;
+/// Most bytes read per batch (decoded, a batch takes several times this in
+/// memory; the redaction stage holds a few batches at a time).
+const MAX_BATCH_BYTES: usize = 4 << 20;
 
 /// Reads the raw log.
 pub struct LogSource {

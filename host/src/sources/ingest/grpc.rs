@@ -32,6 +32,18 @@ pub struct Ingest {
     limits: EventLimits,
     /// Bearer token → organization id; empty = no authentication.
     tokens: Arc<BTreeMap<String, String>>,
+    /// KiB of request metadata being parsed right now (bounds memory).
+    inflight: Arc<tokio::sync::Semaphore>,
+}
+
+/// KiB of request metadata parsed at once, across all requests (64 MiB):
+/// the JSON tree of a request takes several times its text.
+const INFLIGHT_KIB: usize = 64 * 1024;
+
+/// The protobuf name of a field an [`EventLimits`] error names.
+fn proto_name(field: &str) -> String {
+    let top = [("orgId", "org_id"), ("userId", "user_id"), ("deviceId", "device_id"), ("sessionId", "session_id"), ("eventType", "event_type"), ("createdAt", "created_at"), ("event", "metadata")];
+    top.iter().find(|(json, _)| *json == field).map_or_else(|| field.to_string(), |(_, proto)| proto.to_string())
 }
 
 impl Ingest {
@@ -43,7 +55,14 @@ impl Ingest {
         limits: EventLimits,
         tokens: BTreeMap<String, String>,
     ) -> Ingest {
-        Ingest { raw, health, max_batch, limits, tokens: Arc::new(tokens) }
+        Ingest {
+            raw,
+            health,
+            max_batch,
+            limits,
+            tokens: Arc::new(tokens),
+            inflight: Arc::new(tokio::sync::Semaphore::new(INFLIGHT_KIB)),
+        }
     }
 
     /// The raw log events are accepted into.
@@ -68,6 +87,8 @@ impl Ingest {
     }
 
     /// Validates and durably accepts `events`; `field` names them in errors.
+    /// The JSON parsing of metadata is bounded: at most `inflight` bytes of
+    /// metadata are worked on at once across all requests.
     pub async fn accept(
         &self,
         metadata: &MetadataMap,
@@ -82,6 +103,8 @@ impl Ingest {
             )));
         }
         let org = self.authorize(metadata)?;
+        let bytes: usize = events.iter().map(|e| e.metadata.len() + 256).sum();
+        let _permit = self.acquire(bytes).await?;
         if let Err(why) = self.health.ready_except(STAGE) {
             return Err(Status::unavailable(format!(
                 "events cannot be delivered right now ({why}); retry with backoff"
@@ -105,12 +128,20 @@ impl Ingest {
             };
             let event = convert(e, now, org.as_deref(), &at)?;
             self.limits.check(&event).map_err(|err| {
-                let place = if err.field == "event" { at("metadata") } else { at(&err.field) };
-                Status::invalid_argument(format!("{place}: {}", err.message))
+                Status::invalid_argument(format!("{}: {} (see [event_limits])", at(&proto_name(&err.field)), err.message))
             })?;
             records.push(Record { id, event });
         }
         self.append(records).await
+    }
+
+    /// Waits for room to parse `bytes` of metadata.
+    async fn acquire(&self, bytes: usize) -> Result<tokio::sync::SemaphorePermit<'_>, Status> {
+        let permits = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).min(INFLIGHT_KIB as u32);
+        self.inflight
+            .acquire_many(permits)
+            .await
+            .map_err(|_| Status::unavailable("the ingest service is shutting down"))
     }
 
     /// Appends checked records to the raw log.
