@@ -6,7 +6,9 @@
 mod cli;
 mod collector;
 mod common;
+mod crash;
 mod hostile;
+mod hostile_input;
 mod http_report;
 mod ingest;
 mod kafka;
