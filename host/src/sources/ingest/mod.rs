@@ -209,11 +209,15 @@ pub(crate) async fn serve_plan(
     let server = tokio::spawn(server);
     // The graph runs until the shutdown signal, or until a stage failed too
     // often; then the listeners stop first, and the sinks drain.
+    let stop_tx = Arc::new(stop_tx);
+    let stopper = Arc::clone(&stop_tx);
     let graph = topology.run(async move {
         shutdown.await;
-        stop_tx.send_replace(true);
+        stopper.send_replace(true);
     });
     let result = graph.await;
+    // Also when the graph ended on its own (a stage failed too often).
+    stop_tx.send_replace(true);
     let served = server.await?;
     served.context("the ingest server stopped with an error")?;
     result.map(|_| ())
