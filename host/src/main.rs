@@ -272,7 +272,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Check { config } => {
             let loaded = config::load(&config)?;
             Plan::build(&loaded)?;
-            let event_sinks: Vec<_> = loaded.config.sinks.iter().filter(|s| s.accepts(Stream::Events)).cloned().collect();
+            let event_sinks: Vec<_> =
+                loaded.config.sinks.iter().filter(|s| s.accepts(Stream::Events)).cloned().collect();
             let _runtime = tokio_runtime()?;
             let _enter = _runtime.enter();
             wasmtel::sinks::build_event_sinks(&event_sinks)?;
@@ -322,7 +323,10 @@ fn run_config(loaded: &LoadedConfig, once: bool) -> anyhow::Result<()> {
     let (stats, audit) = run_graph(loaded, Mode::Run { once })?;
     eprint!("{stats}");
     eprintln!("  audit trail:      {}", audit.display());
-    eprintln!("  dead letters:     {} (wasmtel dlq list)", wasmtel::dead_letter::dir(&loaded.config.state_dir).display());
+    eprintln!(
+        "  dead letters:     {} (wasmtel dlq list)",
+        wasmtel::dead_letter::dir(&loaded.config.state_dir).display()
+    );
     Ok(())
 }
 
@@ -359,7 +363,10 @@ fn dlq(action: Dlq) -> anyhow::Result<()> {
                 }
             })?;
             if !json {
-                eprintln!("{shown} dead letter(s){}", if unreadable > 0 { format!(", {unreadable} unreadable") } else { String::new() });
+                eprintln!(
+                    "{shown} dead letter(s){}",
+                    if unreadable > 0 { format!(", {unreadable} unreadable") } else { String::new() }
+                );
             }
             Ok(())
         }
@@ -371,7 +378,8 @@ fn dlq(action: Dlq) -> anyhow::Result<()> {
                     found = Some(stored);
                 }
             })?;
-            let stored = found.ok_or_else(|| anyhow::anyhow!("no dead letter with id {id} (see `wasmtel dlq list`)"))?;
+            let stored =
+                found.ok_or_else(|| anyhow::anyhow!("no dead letter with id {id} (see `wasmtel dlq list`)"))?;
             let mut v = serde_json::to_value(&stored.letter)?;
             v["id"] = stored.id.into();
             println!("{}", serde_json::to_string_pretty(&v)?);
@@ -379,11 +387,11 @@ fn dlq(action: Dlq) -> anyhow::Result<()> {
         }
         Dlq::Replay { state, reason, since } => {
             let (dir, loaded) = state.resolve()?;
-            let (log_config, limits) = loaded
-                .map(|l| (l.config.log, l.config.event_limits))
-                .unwrap_or_default();
+            let (log_config, limits) = loaded.map(|l| (l.config.log, l.config.event_limits)).unwrap_or_default();
             let _lock = wasmtel::log::StateLock::acquire(&dir).map_err(|e| {
-                anyhow::anyhow!("{e}\n(replay writes into the state folder: stop the process using it, replay, then start it again)")
+                anyhow::anyhow!(
+                    "{e}\n(replay writes into the state folder: stop the process using it, replay, then start it again)"
+                )
             })?;
             let raw = wasmtel::topology::open_raw_log(&dir, &log_config)?;
             let report = replay::replay(&dir, &raw, &replay::Filter { reason, since }, &limits)?;
@@ -530,7 +538,8 @@ fn redact(
     }
     cfg.redactors = vec![redactor];
     cfg.collectors.clear();
-    cfg.sinks = vec![Sink::Stdout { name: "stdout".into(), streams: vec![Stream::Events], when_full: Default::default() }];
+    cfg.sinks =
+        vec![Sink::Stdout { name: "stdout".into(), streams: vec![Stream::Events], when_full: Default::default() }];
     let unknown_fields = cfg.events.as_ref().map(|e| e.unknown_fields).unwrap_or_default();
     cfg.events = Some(EventsSource { path: "-".into(), unknown_fields, checkpoint: false });
     if let Some(dir) = state_dir {

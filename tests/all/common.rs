@@ -58,6 +58,7 @@ pub fn records(events: Vec<Event>) -> Vec<Record> {
 
 /// Runs events through one redactor: `Ok` when all passed, `Err` with the
 /// outcome when any was rejected.
+#[allow(clippy::result_large_err)]
 pub fn redact_with(redactor: Arc<dyn FindingSource>, events: Vec<Event>) -> Result<Outcome, Outcome> {
     let outcome = RedactionChain::new(vec![redactor]).redact(records(events), &mut Packed::default());
     if outcome.rejected.is_empty() { Ok(outcome) } else { Err(outcome) }

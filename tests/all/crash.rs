@@ -115,8 +115,7 @@ fn acknowledged_events_survive_a_kill_9_loop_under_load() {
     assert!(ledger.acked.len() >= 4 * 20 * 50, "{}", ledger.acked.len());
     let out = dir.path().join("out.jsonl");
     wait_for("every acknowledged event in the sink", || {
-        let ids: BTreeSet<String> =
-            read_jsonl(&out).iter().map(|l| l["id"].as_str().unwrap().to_string()).collect();
+        let ids: BTreeSet<String> = read_jsonl(&out).iter().map(|l| l["id"].as_str().unwrap().to_string()).collect();
         ledger.acked.is_subset(&ids)
     });
     drop(server);
@@ -147,7 +146,8 @@ fn a_second_process_on_the_same_state_folder_is_refused() {
     let text = std::fs::read_to_string(&path).unwrap().replace(&addr.to_string(), &other.to_string());
     let second_config = dir.path().join("second.toml");
     std::fs::write(&second_config, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmtel")).args(["serve", "--config"]).arg(&second_config).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_wasmtel")).args(["serve", "--config"]).arg(&second_config).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

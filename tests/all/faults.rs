@@ -28,12 +28,13 @@ pub struct Tmpfs(pub PathBuf);
 impl Tmpfs {
     pub fn mount(path: &Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(path).unwrap();
-        let out = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(path).output();
+        let out =
+            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(path).output();
         match out {
             Ok(o) if o.status.success() => Tmpfs(path.to_path_buf()),
-            other => panic!(
-                "this test mounts a small tmpfs to fill a disk and needs root (CI runs as root): {other:?}"
-            ),
+            other => {
+                panic!("this test mounts a small tmpfs to fill a disk and needs root (CI runs as root): {other:?}")
+            }
         }
     }
 
@@ -94,7 +95,11 @@ fn batch(tag: &str, n: usize) -> pb::BatchEmitTelemetryRequest {
 }
 
 /// Sends a batch; the gRPC status code.
-fn send(rt: &tokio::runtime::Runtime, addr: SocketAddr, request: pb::BatchEmitTelemetryRequest) -> Result<(), tonic::Status> {
+fn send(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    request: pb::BatchEmitTelemetryRequest,
+) -> Result<(), tonic::Status> {
     rt.block_on(async {
         let mut client = TelemetryServiceClient::connect(format!("http://{addr}")).await.unwrap();
         client.batch_emit_telemetry(request).await.map(|_| ())
@@ -103,7 +108,8 @@ fn send(rt: &tokio::runtime::Runtime, addr: SocketAddr, request: pb::BatchEmitTe
 
 fn health(rt: &tokio::runtime::Runtime, addr: SocketAddr) -> i32 {
     rt.block_on(async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
         tonic_health::pb::health_client::HealthClient::new(channel)
             .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
             .await
@@ -141,7 +147,11 @@ fn a_full_disk_under_the_state_folder_refuses_with_unavailable_and_loses_nothing
     let filler = fs.fill();
     let err = send(&rt, addr, batch("full", 100)).unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-    assert!(err.message().contains("No space left") || err.message().contains("space"), "a clear error: {}", err.message());
+    assert!(
+        err.message().contains("No space left") || err.message().contains("space"),
+        "a clear error: {}",
+        err.message()
+    );
     wait_for("health NOT_SERVING", || health(&rt, addr) == NOT_SERVING);
     let ready = rt.block_on(async { reqwest::get(format!("http://{http}/ready")).await.unwrap() });
     assert_eq!(ready.status(), 503);
@@ -172,9 +182,10 @@ fn a_sink_on_a_full_disk_stops_ingest_until_it_recovers() {
     let rt = server_runtime();
     let filler = fs.fill();
     send(&rt, addr, batch("a", 50)).unwrap();
-    wait_for("ingest to answer UNAVAILABLE while the sink cannot write", || {
-        matches!(send(&rt, addr, batch("probe", 1)), Err(e) if e.code() == Code::Unavailable)
-    });
+    wait_for(
+        "ingest to answer UNAVAILABLE while the sink cannot write",
+        || matches!(send(&rt, addr, batch("probe", 1)), Err(e) if e.code() == Code::Unavailable),
+    );
     assert_eq!(health(&rt, addr), NOT_SERVING);
     std::fs::remove_file(&filler).unwrap();
     let out = dir.path().join("sink/out.jsonl");

@@ -154,7 +154,8 @@ fn only_the_events_a_guest_fails_on_are_dead_lettered() {
         Limits { deadline_ms: 50, memory_mib: 16 },
         &[("behavior", "markers")],
     ));
-    let mut input: Vec<_> = (0..200).map(|i| event(json!({"orgId": "o", "metadata": {"m": format!("secret {i}")}}))).collect();
+    let mut input: Vec<_> =
+        (0..200).map(|i| event(json!({"orgId": "o", "metadata": {"m": format!("secret {i}")}}))).collect();
     let bad = [(7, "PANIC"), (50, "SPIN"), (51, "HOG"), (120, "BADSPAN"), (199, "PANIC")];
     for (i, marker) in bad {
         input[i].metadata.insert("x".into(), json!(marker));
@@ -165,7 +166,13 @@ fn only_the_events_a_guest_fails_on_are_dead_lettered() {
         outcome.rejected.iter().map(|r| (r.record.id.as_str(), r.failure.kind())).collect();
     assert_eq!(
         rejected,
-        [("test:8", "trap"), ("test:51", "timeout"), ("test:52", "memory-cap"), ("test:121", "invalid-finding"), ("test:200", "trap")]
+        [
+            ("test:8", "trap"),
+            ("test:51", "timeout"),
+            ("test:52", "memory-cap"),
+            ("test:121", "invalid-finding"),
+            ("test:200", "trap")
+        ]
     );
     assert_eq!(outcome.passed.len(), 195);
     for p in &outcome.passed {

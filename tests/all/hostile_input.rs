@@ -131,10 +131,8 @@ fn a_4_mib_pathological_request_is_handled_with_bounded_memory() {
     let rt = server_runtime();
     let baseline = rss_mib(pid);
     let accepted = rt.block_on(async {
-        let mut client = TelemetryServiceClient::connect(format!("http://{addr}"))
-            .await
-            .unwrap()
-            .max_encoding_message_size(8 << 20);
+        let mut client =
+            TelemetryServiceClient::connect(format!("http://{addr}")).await.unwrap().max_encoding_message_size(8 << 20);
         let mut accepted = 0;
         // (a) 500 events of ~7 KB, each 1,600 small fields: close to 4 MiB,
         //     every event within the limits.
@@ -161,7 +159,10 @@ fn a_4_mib_pathological_request_is_handled_with_bounded_memory() {
                     accepted += n;
                 }
                 Err(e) => {
-                    assert!(matches!(e.code(), Code::InvalidArgument | Code::ResourceExhausted | Code::OutOfRange), "{e:?}")
+                    assert!(
+                        matches!(e.code(), Code::InvalidArgument | Code::ResourceExhausted | Code::OutOfRange),
+                        "{e:?}"
+                    )
                 }
             }
         }
@@ -187,7 +188,9 @@ fn a_4_mib_pathological_request_is_handled_with_bounded_memory() {
 fn redact_delivers_every_good_event_of_a_file_with_hostile_lines() {
     let dir = tempdir();
     let mut lines: Vec<String> = (0..200)
-        .map(|i| json!({"id": format!("good-{i}"), "orgId": "o", "metadata": {"note": format!("a secret {i}")}}).to_string())
+        .map(|i| {
+            json!({"id": format!("good-{i}"), "orgId": "o", "metadata": {"note": format!("a secret {i}")}}).to_string()
+        })
         .collect();
     let hostile = [
         json!({"id": "panic", "metadata": {"m": "PANIC"}}).to_string(),

@@ -155,7 +155,7 @@ fn a_stalled_sink_turns_into_resource_exhausted_and_nothing_is_lost() {
         "[log]\nmax_events = 20\n[[sinks]]\nkind = \"loki\"\nendpoint = \"{}\"\n[sinks.retry]\nmax_attempts = 3\ninitial_backoff_ms = 10\nmax_backoff_ms = 20\n",
         stub.endpoint()
     );
-    let (addr, _stop) = start(&rt, &config(dir.path(), &sinks, "request_telemetry = false"));
+    let (addr, _stop) = start(&rt, &config(dir.path(), &sinks, "request_telemetry = false\nmax_batch = 10"));
     let state = dir.path().join("state");
     let send = |round: u32| {
         rt.block_on(async {
@@ -210,8 +210,7 @@ fn unredactable_batches_are_dead_lettered_never_delivered() {
             .unwrap();
     });
     let state = dir.path().join("state");
-    let logins =
-        || dead_letters(&state).into_iter().filter(|d| d["event"]["eventType"] == "login").collect::<Vec<_>>();
+    let logins = || dead_letters(&state).into_iter().filter(|d| d["event"]["eventType"] == "login").collect::<Vec<_>>();
     wait_for("2 dead letters", || logins().len() == 2);
     assert!(logins().iter().all(|d| d["stage"] == "redact"));
     assert!(read_jsonl(&dir.path().join("out.jsonl")).is_empty());

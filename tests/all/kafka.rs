@@ -307,7 +307,11 @@ fn a_down_broker_keeps_events_and_refused_messages_are_dead_lettered() {
     // A second run (no new input) delivers what waited; one oversized event
     // in its input is refused by the producer and dead-lettered.
     let big = json!({"orgId": "org-big", "eventType": "login", "metadata": {"blob": "x".repeat(5000)}});
-    std::fs::write(dir.path().join("events-0.jsonl"), format!("{}{big}\n", std::fs::read_to_string(dir.path().join("events-0.jsonl")).unwrap())).unwrap();
+    std::fs::write(
+        dir.path().join("events-0.jsonl"),
+        format!("{}{big}\n", std::fs::read_to_string(dir.path().join("events-0.jsonl")).unwrap()),
+    )
+    .unwrap();
     let stderr = produce(&config);
     assert!(stderr.contains("dead-lettered:    1"), "{stderr}");
     assert_eq!(lag(&state), 0);

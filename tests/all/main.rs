@@ -7,6 +7,7 @@ mod cli;
 mod collector;
 mod common;
 mod crash;
+mod dlq;
 mod faults;
 mod hostile;
 mod hostile_input;

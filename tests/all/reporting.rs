@@ -90,8 +90,7 @@ fn reporter_delivers_to_the_receiver_with_report_id_chaining() {
     let dir = tempdir();
     let rt = server_runtime();
     let (addr, _stop) = start_receiver(&rt, &dir.path().join("recv.db"), None);
-    let mut sink =
-        zitadel::sink(sink_config(addr, ""), &dir.path().join("state"), ReportingSwitch::default()).unwrap();
+    let mut sink = zitadel::sink(sink_config(addr, ""), &dir.path().join("state"), ReportingSwitch::default()).unwrap();
     let sent = report(27);
     send(&mut sink, &sent);
     assert_eq!(sink.stats().delivered, 1);
@@ -173,12 +172,7 @@ pub fn start_scripted(rt: &tokio::runtime::Runtime, script: Arc<Script>) -> Sock
     addr
 }
 
-fn scripted_sink(
-    dir: &std::path::Path,
-    script: &Arc<Script>,
-    rt: &tokio::runtime::Runtime,
-    extra: &str,
-) -> ReportSink {
+fn scripted_sink(dir: &std::path::Path, script: &Arc<Script>, rt: &tokio::runtime::Runtime, extra: &str) -> ReportSink {
     let addr = start_scripted(rt, script.clone());
     zitadel::sink(sink_config(addr, extra), dir, ReportingSwitch::default()).unwrap()
 }
@@ -266,8 +260,7 @@ fn an_unreachable_endpoint_keeps_the_report_for_the_next_run() {
 
     // Next run: the receiver is up; the kept report goes out on start-up.
     let (addr, _stop) = start_receiver(&rt, &dir.path().join("recv.db"), Some(addr));
-    let mut sink =
-        zitadel::sink(sink_config(addr, ""), &dir.path().join("state"), ReportingSwitch::default()).unwrap();
+    let mut sink = zitadel::sink(sink_config(addr, ""), &dir.path().join("state"), ReportingSwitch::default()).unwrap();
     drain(&mut sink);
     assert_eq!(sink.stats().delivered, 1);
     assert!(sink.outbox().pending().unwrap().is_empty());

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Limits;
+use crate::event::Record;
 use crate::runtime::redactor::RedactorModule;
 use crate::runtime::{ModuleSource, Runtime, RuntimeOptions};
-use crate::event::Record;
 use crate::transforms::redact::{FindingSource, NativeRedactor, Packed, RedactionChain, pack};
 
 use super::synthetic;
@@ -99,7 +99,11 @@ pub fn run(events: usize, batch_size: usize) -> anyhow::Result<Vec<Figure>> {
     Ok(figures)
 }
 
-fn measure(chain: &RedactionChain, input: &[Record], batch_size: usize) -> anyhow::Result<(Duration, u64, Vec<String>)> {
+fn measure(
+    chain: &RedactionChain,
+    input: &[Record],
+    batch_size: usize,
+) -> anyhow::Result<(Duration, u64, Vec<String>)> {
     let mut scratch = Packed::default();
     // Warm up (instantiation, caches).
     let warm = chain.redact(input.iter().take(batch_size).cloned().collect(), &mut scratch);

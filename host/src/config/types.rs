@@ -584,6 +584,28 @@ impl Config {
         if log.max_events == 0 {
             return Err(ConfigError::new(file, "log.max_events", "expected at least 1"));
         }
+        if let Some(ingest) = &self.ingest {
+            if log.max_events < ingest.max_batch as u64 {
+                return Err(ConfigError::new(
+                    file,
+                    "log.max_events",
+                    format!(
+                        "expected at least ingest.max_batch ({}), or no full batch could ever be accepted",
+                        ingest.max_batch
+                    ),
+                ));
+            }
+            if log.max_bytes < 2 * ingest.max_message_bytes as u64 {
+                return Err(ConfigError::new(
+                    file,
+                    "log.max_bytes",
+                    format!(
+                        "expected at least twice ingest.max_message_bytes ({} bytes)",
+                        2 * ingest.max_message_bytes
+                    ),
+                ));
+            }
+        }
         let dead = &self.dead_letter;
         if dead.segment_bytes < 4096 || dead.max_bytes < 2 * dead.segment_bytes {
             return Err(ConfigError::new(
@@ -593,12 +615,18 @@ impl Config {
             ));
         }
         if self.redactors.is_empty() {
-            let needs = [("events", self.events.is_some()), ("ingest", self.ingest.is_some()), ("worker", self.worker.is_some())];
+            let needs = [
+                ("events", self.events.is_some()),
+                ("ingest", self.ingest.is_some()),
+                ("worker", self.worker.is_some()),
+            ];
             if let Some((section, _)) = needs.iter().find(|(_, set)| *set) {
                 return Err(ConfigError::new(
                     file,
                     "redactors",
-                    format!("[{section}] brings events, but no redactor is configured: add a [[redactors]] entry (e.g. module = \"builtin:redactor-pii\") so un-redacted events never reach a sink"),
+                    format!(
+                        "[{section}] brings events, but no redactor is configured: add a [[redactors]] entry (e.g. module = \"builtin:redactor-pii\") so un-redacted events never reach a sink"
+                    ),
                 ));
             }
         }

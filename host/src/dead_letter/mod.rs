@@ -126,6 +126,7 @@ pub struct DeadLetterStore {
     /// Marks the oldest kept record; moving it removes segments (rotation).
     kept: Mutex<Cursor>,
     max_bytes: u64,
+    chunk_bytes: usize,
     dropped_file: PathBuf,
 }
 
@@ -141,7 +142,13 @@ impl DeadLetterStore {
         };
         let (log, _) = Log::open(&dir, options)?;
         let kept = log.cursor("kept")?;
-        Ok(DeadLetterStore { log, kept: Mutex::new(kept), max_bytes: config.max_bytes, dropped_file: dir.join("dropped") })
+        Ok(DeadLetterStore {
+            log,
+            kept: Mutex::new(kept),
+            max_bytes: config.max_bytes,
+            chunk_bytes: (config.segment_bytes / 2).max(1) as usize,
+            dropped_file: dir.join("dropped"),
+        })
     }
 
     /// Appends dead letters (one synced write) and rotates if the store is
@@ -153,13 +160,28 @@ impl DeadLetterStore {
         }
         let payloads: Vec<Vec<u8>> =
             letters.iter().map(|l| serde_json::to_vec(l).expect("a dead letter serializes")).collect();
-        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-        let ids = self.log.append(&refs)?;
+        // Appends of at most half a segment, so rotation can drop the
+        // oldest records even when one batch dead-letters a lot.
+        let mut start = None;
+        let mut end = 0;
+        let mut chunk: Vec<&[u8]> = Vec::new();
+        let mut bytes = 0;
+        for (i, p) in payloads.iter().enumerate() {
+            chunk.push(p);
+            bytes += p.len();
+            if bytes >= self.chunk_bytes || i + 1 == payloads.len() {
+                let ids = self.log.append(&chunk)?;
+                start.get_or_insert(ids.start);
+                end = ids.end;
+                chunk.clear();
+                bytes = 0;
+                self.rotate()?;
+            }
+        }
         for l in letters {
             tracing::warn!(stage = l.stage.as_str(), component = %l.component, event_id = %l.event_id, "dead-lettered: {}", l.reason);
         }
-        self.rotate()?;
-        Ok(ids)
+        Ok(start.unwrap_or(end)..end)
     }
 
     /// Removes the oldest segments while the store is over `max_bytes`.
@@ -172,7 +194,11 @@ impl DeadLetterStore {
             let dropped = dropped(&self.dropped_file) + (second - first);
             let io = |source| DeadLetterError::Io { context: "cannot count dropped records".into(), source };
             std::fs::write(&self.dropped_file, dropped.to_string()).map_err(io)?;
-            tracing::warn!(records = second - first, total = dropped, "the dead-letter store is full: removed its oldest segment (see dead_letter.max_bytes)");
+            tracing::warn!(
+                records = second - first,
+                total = dropped,
+                "the dead-letter store is full: removed its oldest segment (see dead_letter.max_bytes)"
+            );
         }
         Ok(())
     }

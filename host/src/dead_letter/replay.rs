@@ -35,9 +35,10 @@ impl Filter {
     /// Whether `stored` is selected.
     pub fn matches(&self, stored: &Stored) -> bool {
         let l = &stored.letter;
-        let reason_ok = self.reason.as_deref().is_none_or(|r| {
-            l.reason.contains(r) || l.component.contains(r) || l.stage.as_str() == r
-        });
+        let reason_ok = self
+            .reason
+            .as_deref()
+            .is_none_or(|r| l.reason.contains(r) || l.component.contains(r) || l.stage.as_str() == r);
         reason_ok && self.since.is_none_or(|t| l.ts >= t)
     }
 }

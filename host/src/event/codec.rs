@@ -28,6 +28,7 @@ pub const NO_ORIGIN: u64 = u64::MAX;
 
 /// One decoded log entry.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // events are the common case; reports are boxed
 pub enum Entry {
     /// An event, and where its source stood after it.
     Event {

@@ -93,9 +93,9 @@ pub fn take_id(object: &mut Map<String, Value>) -> Result<Option<String>, String
     match object.remove("id") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(id)) if valid_id(&id) => Ok(Some(id)),
-        Some(Value::String(_)) => Err(format!(
-            "field `id`: expected 1 to {MAX_ID_BYTES} characters of [A-Za-z0-9._:@/+=-]"
-        )),
+        Some(Value::String(_)) => {
+            Err(format!("field `id`: expected 1 to {MAX_ID_BYTES} characters of [A-Za-z0-9._:@/+=-]"))
+        }
         Some(other) => Err(format!("field `id`: expected a string, found {}", kind(&other))),
     }
 }

@@ -45,8 +45,12 @@ impl JsonlSink {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(SinkError::io(context()))?;
         }
-        let file =
-            std::fs::OpenOptions::new().create(true).append(true).read(true).open(path).map_err(SinkError::io(context()))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)
+            .map_err(SinkError::io(context()))?;
         let len = file.metadata().map_err(SinkError::io(context()))?.len();
         Ok(JsonlSink {
             name: name.to_string(),
@@ -98,7 +102,8 @@ impl EventSink for JsonlSink {
                     let sync = *sync;
                     let n = bytes.len() as u64;
                     let (handle, result) = tokio::task::spawn_blocking(move || {
-                        let result = handle.write_all(&bytes).and_then(|()| if sync { handle.sync_data() } else { Ok(()) });
+                        let result =
+                            handle.write_all(&bytes).and_then(|()| if sync { handle.sync_data() } else { Ok(()) });
                         (handle, result)
                     })
                     .await

@@ -25,6 +25,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One thing delivered to an event sink.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // events are the common case; reports are boxed
 pub enum Item {
     /// A redacted event.
     Event(Redacted),

@@ -67,7 +67,12 @@ impl JsonlSource {
     }
 
     /// Reads any reader (no checkpoint); `name` prefixes the event ids.
-    pub fn new(name: &str, reader: Box<dyn BufRead + Send>, unknown: UnknownFields, limits: EventLimits) -> JsonlSource {
+    pub fn new(
+        name: &str,
+        reader: Box<dyn BufRead + Send>,
+        unknown: UnknownFields,
+        limits: EventLimits,
+    ) -> JsonlSource {
         JsonlSource {
             name: name.to_string(),
             id_prefix: id_part(name, 64),
@@ -127,10 +132,10 @@ impl JsonlSource {
         let mut line = Vec::new();
         let mut too_long = 0usize;
         loop {
-            let buf = self.reader.fill_buf().map_err(|source| SourceError::Io {
-                context: format!("cannot read {}", self.name),
-                source,
-            })?;
+            let buf = self
+                .reader
+                .fill_buf()
+                .map_err(|source| SourceError::Io { context: format!("cannot read {}", self.name), source })?;
             if buf.is_empty() {
                 if line.is_empty() && too_long == 0 {
                     return Ok(None);
@@ -289,16 +294,23 @@ mod tests {
     #[test]
     fn over_limit_events_and_lines_are_malformed() {
         let deep = format!("{{\"metadata\":{}1{}}}\n", "{\"a\":".repeat(70), "}".repeat(70));
-        let text: &'static str = Box::leak(format!("{deep}{{\"createdAt\":\"9999-12-31T23:59:59Z\"}}\n").into_boxed_str());
+        let text: &'static str =
+            Box::leak(format!("{deep}{{\"createdAt\":\"9999-12-31T23:59:59Z\"}}\n").into_boxed_str());
         let inputs = all(source(text));
-        assert!(matches!(&inputs[0], Input::Malformed { reason, .. } if reason.contains("deeper than 64")), "{inputs:?}");
+        assert!(
+            matches!(&inputs[0], Input::Malformed { reason, .. } if reason.contains("deeper than 64")),
+            "{inputs:?}"
+        );
         assert!(matches!(&inputs[1], Input::Event { .. }));
         let limits = EventLimits { max_event_bytes: 300, ..Default::default() };
         let long: &'static str = Box::leak(format!("{{\"userId\":\"{}\"}}\n{{}}\n", "x".repeat(1000)).into_boxed_str());
         let mut s = JsonlSource::new("in", Box::new(long.as_bytes()), UnknownFields::Preserve, limits);
         let Poll::Batch(b) = s.next_batch(10, Duration::ZERO).unwrap() else { panic!() };
         assert!(matches!(&b.inputs[0], Input::Malformed { reason, .. } if reason.contains("longer than twice")));
-        assert!(matches!(&b.inputs[1], Input::Event { record, .. } if record.id == "in:2"), "the next line is read normally");
+        assert!(
+            matches!(&b.inputs[1], Input::Event { record, .. } if record.id == "in:2"),
+            "the next line is read normally"
+        );
     }
 
     #[test]
@@ -307,7 +319,8 @@ mod tests {
         let file = dir.path().join("ev.jsonl");
         std::fs::write(&file, "{\"orgId\":\"a\"}\n{\"orgId\":\"b\"}\n{\"orgId\":\"c\"}\n").unwrap();
         let cp = dir.path().join("sources/events");
-        let open = || JsonlSource::file(&file, Some(cp.clone()), UnknownFields::Reject, EventLimits::default()).unwrap();
+        let open =
+            || JsonlSource::file(&file, Some(cp.clone()), UnknownFields::Reject, EventLimits::default()).unwrap();
         let mut s = open();
         let Poll::Batch(b) = s.next_batch(2, Duration::ZERO).unwrap() else { panic!() };
         assert_eq!(b.inputs.len(), 2);

@@ -99,7 +99,11 @@ impl Source for LogSource {
 
     fn skip_to(&mut self, origin: u64) -> Result<(), SourceError> {
         if origin > self.reader.position() {
-            tracing::info!(from = self.reader.position(), to = origin, "the redacted log already holds these raw events; skipping them");
+            tracing::info!(
+                from = self.reader.position(),
+                to = origin,
+                "the redacted log already holds these raw events; skipping them"
+            );
             self.reader = self.log.reader(origin);
             self.cursor.commit(origin.min(self.log.next_seq()), 0)?;
         }

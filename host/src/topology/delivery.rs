@@ -175,7 +175,8 @@ impl Delivery {
         let mut backoff = Duration::from_millis(200);
         while !pending.is_empty() {
             if self.when_full == WhenFull::DeadLetter && self.log.is_full() && self.is_behind_most(cursor) {
-                let reason = format!("sink {name} is behind and the redacted log is full (when_full = \"dead_letter\")");
+                let reason =
+                    format!("sink {name} is behind and the redacted log is full (when_full = \"dead_letter\")");
                 let dead = pending.iter().map(|i| letter(&name, &reason, i)).collect();
                 self.count(|s| s.dead_lettered += pending.len() as u64);
                 self.dead_letter(dead).await?;
@@ -198,6 +199,9 @@ impl Delivery {
             loop {
                 if phase.borrow().expired() {
                     return Ok(false);
+                }
+                if self.when_full == WhenFull::DeadLetter && self.log.is_full() {
+                    break;
                 }
                 tokio::select! {
                     _ = tokio::time::sleep_until(deadline) => break,

@@ -121,7 +121,11 @@ pub fn open_raw_log(state_dir: &Path, config: &LogConfig) -> Result<Log, LogErro
 
 fn report_recovery(which: &str, recovery: &crate::log::Recovery) {
     if recovery.truncated_bytes > 0 {
-        tracing::warn!(log = which, bytes = recovery.truncated_bytes, "cut a torn tail left by a crash (records never acknowledged)");
+        tracing::warn!(
+            log = which,
+            bytes = recovery.truncated_bytes,
+            "cut a torn tail left by a crash (records never acknowledged)"
+        );
         crate::metrics::LOG_TAILS_CUT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
@@ -247,7 +251,8 @@ impl Topology {
     /// redacted log too).
     fn event_sinks_take_reports(&self) -> bool {
         self.plan.loaded.config.sinks.iter().any(|s| {
-            s.accepts(Stream::Reports) && matches!(s, crate::config::Sink::Stdout { .. } | crate::config::Sink::Jsonl { .. })
+            s.accepts(Stream::Reports)
+                && matches!(s, crate::config::Sink::Stdout { .. } | crate::config::Sink::Jsonl { .. })
         })
     }
 

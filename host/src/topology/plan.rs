@@ -101,7 +101,12 @@ impl Plan {
             let next = schedule.first(Utc::now());
             collectors.push(ScheduledCollector { module, schedule, next });
         }
-        Ok(Plan { loaded: loaded.clone(), chain: RedactionChain::with_links(links), collectors, allow_unredacted: false })
+        Ok(Plan {
+            loaded: loaded.clone(),
+            chain: RedactionChain::with_links(links),
+            collectors,
+            allow_unredacted: false,
+        })
     }
 }
 

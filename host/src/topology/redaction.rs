@@ -27,8 +27,8 @@ use crate::sources::{Input, Poll, Source, SourceBatch};
 use crate::stats::Stats;
 use crate::transforms::redact::{Packed, RedactionChain};
 
-use super::health::Health;
 use super::StageError;
+use super::health::Health;
 
 /// The stage's name in health reports.
 pub const STAGE: &str = "redaction";
@@ -232,18 +232,29 @@ fn next_batch(
 
 /// Appends to the redacted log, waiting while it is full (a sink is behind
 /// and blocks, as configured) until there is room or the stage is stopped.
+/// A group that does not fit at once is appended in halves, so a log
+/// smaller than a batch still moves.
 fn append_when_room(log: &Log, payloads: &[&[u8]], health: &Health, stop: &AtomicBool) -> Result<(), StageError> {
     let mut warned = false;
+    let mut waited = 0;
     loop {
         match log.append(payloads) {
             Ok(_) => return Ok(()),
             Err(LogError::Full { .. }) if stop.load(Ordering::SeqCst) => return Err(StageError::Interrupted),
+            Err(LogError::Full { .. }) if payloads.len() > 1 && (log.live_events() == 0 || waited >= 4) => {
+                let (first, second) = payloads.split_at(payloads.len() / 2);
+                append_when_room(log, first, health, stop)?;
+                return append_when_room(log, second, health, stop);
+            }
             Err(LogError::Full { .. }) => {
                 if !warned {
-                    tracing::warn!("the redacted log is full: a sink is behind; waiting for room (ingest will refuse once the raw log fills too)");
+                    tracing::warn!(
+                        "the redacted log is full: a sink is behind; waiting for room (ingest will refuse once the raw log fills too)"
+                    );
                     health.degraded(STAGE, "the redacted log is full; waiting for the sinks");
                     warned = true;
                 }
+                waited += 1;
                 std::thread::sleep(Duration::from_millis(50));
             }
             Err(e) => return Err(e.into()),

@@ -5,8 +5,8 @@
 //! after a backoff (500 ms doubling to 30 s) from its durable position, and
 //! fatal after `pipeline.max_restarts` failures in a row.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -73,7 +73,9 @@ fn sink_configs(loaded: &LoadedConfig, mode: Mode) -> Vec<config::Sink> {
     let mut out: Vec<config::Sink> = config
         .sinks
         .iter()
-        .filter(|s| s.accepts(config::Stream::Events) || matches!(s, config::Sink::Jsonl { .. } | config::Sink::Stdout { .. }))
+        .filter(|s| {
+            s.accepts(config::Stream::Events) || matches!(s, config::Sink::Jsonl { .. } | config::Sink::Stdout { .. })
+        })
         .filter(|s| !matches!(s, config::Sink::Zitadel(_) | config::Sink::HttpReport(_)))
         .cloned()
         .collect();
@@ -179,9 +181,8 @@ pub async fn run(t: Topology, shutdown: impl Future<Output = ()> + Send) -> anyh
         let (stop, health, raw, mode) = (Arc::clone(&stop), Arc::clone(&health), t.raw.clone(), t.mode);
         let loaded = loaded.clone();
         std::thread::Builder::new().name("wasmtel-redaction".into()).spawn(move || {
-            let end = supervise_stage(&stage, &stop, &health, || {
-                open_sources(raw.as_ref(), &loaded, mode, &STDIN_TAKEN)
-            });
+            let end =
+                supervise_stage(&stage, &stop, &health, || open_sources(raw.as_ref(), &loaded, mode, &STDIN_TAKEN));
             // The receiver is gone only when the run already ended.
             if stage_done_tx.send(end).is_err() {
                 tracing::debug!("the redaction stage ended after the run");
@@ -216,7 +217,9 @@ pub async fn run(t: Topology, shutdown: impl Future<Output = ()> + Send) -> anyh
         }
     }
     stop.store(true, Ordering::SeqCst);
-    tokio::task::spawn_blocking(move || stage_thread.join()).await?.map_err(|_| anyhow::anyhow!("the redaction thread panicked"))?;
+    tokio::task::spawn_blocking(move || stage_thread.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the redaction thread panicked"))?;
     let drain = match (t.mode, fatal.is_some()) {
         (_, true) => Some(Instant::now()),
         (Mode::Redact, false) => None,
@@ -233,7 +236,9 @@ pub async fn run(t: Topology, shutdown: impl Future<Output = ()> + Send) -> anyh
         r.await?;
     }
     if let Some(thread) = collector_thread {
-        tokio::task::spawn_blocking(move || thread.join()).await?.map_err(|_| anyhow::anyhow!("the collector thread panicked"))?;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the collector thread panicked"))?;
     }
     let stats = stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
     match fatal.or_else(|| health.fatal()) {
@@ -287,11 +292,7 @@ fn supervise_stage(
 }
 
 /// Runs one sink's delivery, rebuilding the sink after a failure.
-async fn supervise_delivery(
-    mut delivery: Delivery,
-    config: config::Sink,
-    phase: tokio::sync::watch::Receiver<Phase>,
-) {
+async fn supervise_delivery(mut delivery: Delivery, config: config::Sink, phase: tokio::sync::watch::Receiver<Phase>) {
     let name = config.name().to_string();
     loop {
         let failures = match delivery.run(phase.clone()).await {

@@ -32,9 +32,10 @@ pub struct KafkaSink {
 impl KafkaSink {
     /// Creates the producer (it connects in the background).
     pub fn new(config: KafkaConfig) -> Result<KafkaSink, SinkError> {
-        let producer: FutureProducer = config.client_config().create().map_err(|e| {
-            SinkError::Other(format!("cannot create the Kafka producer for {}: {e}", config.brokers))
-        })?;
+        let producer: FutureProducer = config
+            .client_config()
+            .create()
+            .map_err(|e| SinkError::Other(format!("cannot create the Kafka producer for {}: {e}", config.brokers)))?;
         Ok(KafkaSink { config, producer })
     }
 }

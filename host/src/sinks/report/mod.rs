@@ -223,11 +223,7 @@ impl ReportSink {
 /// Builds the configured report sinks. When reporting is switched off
 /// (`opt_out` says why) none is built, so nothing is transmitted, and the
 /// run says so once.
-pub fn build(
-    configs: &[config::Sink],
-    state_dir: &Path,
-    opt_out: Option<&str>,
-) -> anyhow::Result<Vec<ReportSink>> {
+pub fn build(configs: &[config::Sink], state_dir: &Path, opt_out: Option<&str>) -> anyhow::Result<Vec<ReportSink>> {
     let switch = ReportingSwitch::default();
     let mut sinks = Vec::new();
     let mut skipped = 0;

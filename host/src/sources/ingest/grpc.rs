@@ -42,7 +42,15 @@ const INFLIGHT_KIB: usize = 64 * 1024;
 
 /// The protobuf name of a field an [`EventLimits`] error names.
 fn proto_name(field: &str) -> String {
-    let top = [("orgId", "org_id"), ("userId", "user_id"), ("deviceId", "device_id"), ("sessionId", "session_id"), ("eventType", "event_type"), ("createdAt", "created_at"), ("event", "metadata")];
+    let top = [
+        ("orgId", "org_id"),
+        ("userId", "user_id"),
+        ("deviceId", "device_id"),
+        ("sessionId", "session_id"),
+        ("eventType", "event_type"),
+        ("createdAt", "created_at"),
+        ("event", "metadata"),
+    ];
     top.iter().find(|(json, _)| *json == field).map_or_else(|| field.to_string(), |(_, proto)| proto.to_string())
 }
 
@@ -128,7 +136,11 @@ impl Ingest {
             };
             let event = convert(e, now, org.as_deref(), &at)?;
             self.limits.check(&event).map_err(|err| {
-                Status::invalid_argument(format!("{}: {} (see [event_limits])", at(&proto_name(&err.field)), err.message))
+                Status::invalid_argument(format!(
+                    "{}: {} (see [event_limits])",
+                    at(&proto_name(&err.field)),
+                    err.message
+                ))
             })?;
             records.push(Record { id, event });
         }

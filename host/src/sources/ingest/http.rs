@@ -57,17 +57,17 @@ async fn ready(State(state): State<HttpState>) -> Response {
             let v = match s {
                 StageState::Ok => json!({"state": "ok"}),
                 StageState::Degraded(why) => json!({"state": "degraded", "reason": why}),
-                StageState::Failed { reason, failures } => json!({"state": "failed", "reason": reason, "failures": failures}),
+                StageState::Failed { reason, failures } => {
+                    json!({"state": "failed", "reason": reason, "failures": failures})
+                }
             };
             (name, v)
         })
         .collect();
     match state.health.ready() {
         Ok(()) => (StatusCode::OK, Json(json!({"ready": true, "stages": stages}))).into_response(),
-        Err(why) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"ready": false, "reason": why, "stages": stages})))
-                .into_response()
-        }
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"ready": false, "reason": why, "stages": stages})))
+            .into_response(),
     }
 }
 

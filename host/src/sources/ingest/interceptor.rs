@@ -33,12 +33,7 @@ pub struct RequestTelemetry {
 
 impl RequestTelemetry {
     /// Records through `ingest` (when `enabled`), except methods in `skip`.
-    pub fn new(
-        enabled: bool,
-        ingest: Ingest,
-        skip: Vec<String>,
-        tokens: BTreeMap<String, String>,
-    ) -> RequestTelemetry {
+    pub fn new(enabled: bool, ingest: Ingest, skip: Vec<String>, tokens: BTreeMap<String, String>) -> RequestTelemetry {
         RequestTelemetry { enabled, ingest, skip: Arc::new(skip), tokens: Arc::new(tokens) }
     }
 }

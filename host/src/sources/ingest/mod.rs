@@ -146,7 +146,8 @@ pub(crate) async fn serve_plan(
     let topology = Topology::open(plan, Mode::Serve)?;
     let raw = Arc::clone(topology.raw().expect("serve has a raw log"));
     let health = Arc::clone(topology.health());
-    let ingest = grpc::Ingest::new(raw, Arc::clone(&health), config.max_batch, loaded.config.event_limits, tokens.clone());
+    let ingest =
+        grpc::Ingest::new(raw, Arc::clone(&health), config.max_batch, loaded.config.event_limits, tokens.clone());
     let recorder = interceptor::RequestTelemetry::new(
         config.request_telemetry,
         ingest.clone(),
@@ -233,11 +234,9 @@ async fn mirror_health(health: Arc<crate::topology::health::Health>, reporter: t
             Err(_) => tonic_health::ServingStatus::NotServing,
         };
         reporter.set_service_status("", status).await;
-        reporter.set_service_status(
-            <TelemetryServiceServer<grpc::Ingest> as tonic::server::NamedService>::NAME,
-            status,
-        )
-        .await;
+        reporter
+            .set_service_status(<TelemetryServiceServer<grpc::Ingest> as tonic::server::NamedService>::NAME, status)
+            .await;
         if changes.changed().await.is_err() {
             return;
         }

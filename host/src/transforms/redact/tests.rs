@@ -58,6 +58,7 @@ fn records(events: Vec<Event>) -> Vec<Record> {
 }
 
 /// Runs one source; `Ok` when every event passed, else the rejected ones.
+#[allow(clippy::result_large_err)]
 fn run(source: impl FindingSource + 'static, events: Vec<Event>) -> Result<Outcome, Outcome> {
     let outcome = RedactionChain::new(vec![Arc::new(source)]).redact(records(events), &mut Packed::default());
     if outcome.rejected.is_empty() { Ok(outcome) } else { Err(outcome) }
@@ -203,7 +204,8 @@ impl FindingSource for Measures {
 fn batches_are_cut_by_bytes_and_packing_is_linear_in_event_size() {
     // One wide event: a 50 KB key holding 20,000 small members. Copying the
     // path per field would need a gigabyte; referenced steps need ~its size.
-    let members: serde_json::Map<String, serde_json::Value> = (0..20_000).map(|i| (format!("m{i}"), json!(i))).collect();
+    let members: serde_json::Map<String, serde_json::Value> =
+        (0..20_000).map(|i| (format!("m{i}"), json!(i))).collect();
     let wide = event(json!({"metadata": {"k".repeat(50_000): members}}));
     let mut packed = Packed::default();
     assert_eq!(pack(std::iter::once(&wide), usize::MAX, &mut packed), 1);
@@ -212,7 +214,8 @@ fn batches_are_cut_by_bytes_and_packing_is_linear_in_event_size() {
 
     let source = Arc::new(Measures(Default::default()));
     let link = ChainLink { source: source.clone(), max_events: 1000, max_bytes: 10_000 };
-    let small: Vec<Event> = (0..100).map(|i| event(json!({"metadata": {"text": format!("{i}{}", "x".repeat(500))}}))).collect();
+    let small: Vec<Event> =
+        (0..100).map(|i| event(json!({"metadata": {"text": format!("{i}{}", "x".repeat(500))}}))).collect();
     let outcome = RedactionChain::with_links(vec![link]).redact(records(small), &mut Packed::default());
     assert_eq!(outcome.passed.len(), 100);
     let calls = source.0.lock().unwrap();

@@ -19,9 +19,9 @@ use serde_json::{Map, Value, json};
 
 use super::{Deliver, PendingReport, ReportSink, Save, Stop};
 use crate::installation::ReportingSwitch;
-use crate::sinks::BoxFuture;
 use crate::report::Report;
 use crate::retry::Decision;
+use crate::sinks::BoxFuture;
 
 /// Delivers reports as HTTP POSTs.
 pub struct HttpDelivery {
@@ -34,7 +34,12 @@ pub struct HttpDelivery {
 
 /// The HTTP JSON reporter sink: opens the outbox and builds the HTTP client.
 pub fn sink(config: HttpReportConfig, state_dir: &Path, switch: ReportingSwitch) -> anyhow::Result<ReportSink> {
-    Ok(ReportSink::open(&config.name.clone(), Box::new(HttpDelivery::new(config, state_dir, switch.clone())?), state_dir, switch)?)
+    Ok(ReportSink::open(
+        &config.name.clone(),
+        Box::new(HttpDelivery::new(config, state_dir, switch.clone())?),
+        state_dir,
+        switch,
+    )?)
 }
 
 impl HttpDelivery {

@@ -12,9 +12,9 @@ use tonic::{Code, Status};
 
 use super::client::{Client, request, with_deadline};
 use crate::proto::zitadel as pb;
-use crate::sinks::report::{PendingReport, Save};
 use crate::report::{BaseInformation, CountParentType, ResourceCount};
 use crate::retry::{Decision, RetryPolicy, code_name};
+use crate::sinks::report::{PendingReport, Save};
 
 /// Why a delivery stopped.
 #[derive(Debug)]
@@ -71,11 +71,7 @@ impl Delivery<'_> {
         }
     }
 
-    async fn attempt(
-        &mut self,
-        pending: &mut PendingReport,
-        save: Save<'_>,
-    ) -> Result<(), CallError> {
+    async fn attempt(&mut self, pending: &mut PendingReport, save: Save<'_>) -> Result<(), CallError> {
         // Without base information the first counts batch goes without a
         // report ID and the receiver issues one.
         if let (None, 0, Some(base)) = (&pending.report_id, pending.batches_sent, &pending.report.base) {
