@@ -179,16 +179,28 @@ enum Dlq {
 
 #[derive(Subcommand)]
 enum Bench {
-    /// BatchEmit from concurrent clients → redaction → JSONL sink, redaction on vs off.
+    /// BatchEmit from concurrent clients → logs → redaction → JSONL sink, end to end, redaction on vs off.
     Ingest {
-        /// Concurrent clients.
-        #[arg(long, default_value_t = 4)]
-        clients: usize,
-        /// Batches per client.
-        #[arg(long, default_value_t = 10)]
-        batches: usize,
+        /// Concurrent clients, one measurement each (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+        clients: Vec<usize>,
+        /// Events per measurement.
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
         /// Events per batch.
         #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+    /// The durable log (append with group commit, read) vs write + fdatasync of the same bytes.
+    Log {
+        /// Records.
+        #[arg(long, default_value_t = 200_000)]
+        records: usize,
+        /// Bytes per record.
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+        /// Records per append.
+        #[arg(long, default_value_t = 100)]
         batch: usize,
     },
     /// The Kafka sink (redaction off and on) vs a bare rdkafka producer, same broker.
@@ -294,9 +306,10 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench { which: Bench::Kafka { brokers, topic, events, batch } } => {
             wasmtel::bench::delivery::kafka(&brokers, &topic, events, batch)
         }
-        Command::Bench { which: Bench::Ingest { clients, batches, batch } } => {
-            wasmtel::bench::ingest::run(clients, batches, batch)
+        Command::Bench { which: Bench::Ingest { clients, events, batch } } => {
+            wasmtel::bench::ingest::run(&clients, events, batch)
         }
+        Command::Bench { which: Bench::Log { records, size, batch } } => wasmtel::bench::log::run(records, size, batch),
         Command::Bench { which: Bench::Loki { events } } => wasmtel::bench::delivery::loki(events),
         Command::Bench { which: Bench::Report { orgs } } => wasmtel::bench::report::run(orgs),
         Command::Bench { which: Bench::Redact { events, batch } } => {
