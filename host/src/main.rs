@@ -147,12 +147,8 @@ enum Dlq {
     List {
         #[command(flatten)]
         state: StateArgs,
-        /// Only those whose reason, stage or component contains this.
-        #[arg(long)]
-        reason: Option<String>,
-        /// Only those at or after this time (RFC 3339).
-        #[arg(long)]
-        since: Option<chrono::DateTime<chrono::Utc>>,
+        #[command(flatten)]
+        filter: FilterArgs,
         /// Print JSON lines (with the event) instead of a table.
         #[arg(long)]
         json: bool,
@@ -168,13 +164,26 @@ enum Dlq {
     Replay {
         #[command(flatten)]
         state: StateArgs,
-        /// Only those whose reason, stage or component contains this.
-        #[arg(long)]
-        reason: Option<String>,
-        /// Only those at or after this time (RFC 3339).
-        #[arg(long)]
-        since: Option<chrono::DateTime<chrono::Utc>>,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
+}
+
+/// Which dead letters.
+#[derive(clap::Args)]
+struct FilterArgs {
+    /// Only those whose reason, stage or component contains this.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Only those at or after this time (RFC 3339).
+    #[arg(long)]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl FilterArgs {
+    fn filter(self) -> wasmtel::dead_letter::replay::Filter {
+        wasmtel::dead_letter::replay::Filter { reason: self.reason, since: self.since }
+    }
 }
 
 #[derive(Subcommand)]
@@ -346,9 +355,9 @@ fn run_config(loaded: &LoadedConfig, once: bool) -> anyhow::Result<()> {
 fn dlq(action: Dlq) -> anyhow::Result<()> {
     use wasmtel::dead_letter::{self, replay};
     match action {
-        Dlq::List { state, reason, since, json } => {
+        Dlq::List { state, filter, json } => {
             let (dir, _) = state.resolve()?;
-            let filter = replay::Filter { reason, since };
+            let filter = filter.filter();
             let done = replay::replayed(&dir)?;
             let mut shown = 0;
             let unreadable = dead_letter::read(&dir, |stored| {
@@ -398,7 +407,7 @@ fn dlq(action: Dlq) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
         }
-        Dlq::Replay { state, reason, since } => {
+        Dlq::Replay { state, filter } => {
             let (dir, loaded) = state.resolve()?;
             let (log_config, limits) = loaded.map(|l| (l.config.log, l.config.event_limits)).unwrap_or_default();
             let _lock = wasmtel::log::StateLock::acquire(&dir).map_err(|e| {
@@ -407,7 +416,7 @@ fn dlq(action: Dlq) -> anyhow::Result<()> {
                 )
             })?;
             let raw = wasmtel::topology::open_raw_log(&dir, &log_config)?;
-            let report = replay::replay(&dir, &raw, &replay::Filter { reason, since }, &limits)?;
+            let report = replay::replay(&dir, &raw, &filter.filter(), &limits)?;
             eprintln!(
                 "replayed {} event(s) into the raw log (they go through redaction and every sink on the next start); skipped {} already replayed, {} duplicate id(s), {} that still are not events",
                 report.replayed, report.already_replayed, report.duplicate_ids, report.not_events

@@ -148,3 +148,42 @@ pub fn drain(sink: &mut wasmtel::sinks::report::ReportSink) {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(graph_runtime).block_on(sink.drain()).expect("outbox readable");
 }
+
+/// A config for `wasmtel serve` on `addr`: the builtin redactor and a JSONL
+/// sink `out.jsonl`, written to `dir/serve.toml`.
+pub fn serve_config(dir: &std::path::Path, addr: std::net::SocketAddr) -> PathBuf {
+    let text = format!(
+        "state_dir = \"state\"\n[ingest]\nlisten = \"{addr}\"\nrequest_telemetry = false\n[[redactors]]\nname = \"pii\"\nmodule = \"builtin:redactor-pii\"\n[[sinks]]\nkind = \"jsonl\"\npath = \"out.jsonl\"\n"
+    );
+    let path = dir.join("serve.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `wasmtel serve --config` as a process (standard output as given),
+/// once it answers on `addr`.
+pub fn serve_with(config: &std::path::Path, addr: std::net::SocketAddr, stdout: std::process::Stdio) -> KillOnDrop {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmtel"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("WASMTEL_LOG", "warn")
+        .stdout(stdout)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the server", || std::net::TcpStream::connect(addr).is_ok());
+    KillOnDrop(child)
+}
+
+/// [`serve_with`] with standard output discarded.
+pub fn serve(config: &std::path::Path, addr: std::net::SocketAddr) -> KillOnDrop {
+    serve_with(config, addr, std::process::Stdio::null())
+}
+
+/// The resident memory of a process, in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 =
+        status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb / 1024.0
+}

@@ -6,9 +6,8 @@
 //! swallowed); and the state folder refuses a second process.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,27 +17,6 @@ use wasmtel::proto::ingest as pb;
 use wasmtel::proto::ingest::telemetry_service_client::TelemetryServiceClient;
 
 use crate::common::*;
-
-fn config(dir: &Path, addr: SocketAddr) -> std::path::PathBuf {
-    let text = format!(
-        "state_dir = \"state\"\n[ingest]\nlisten = \"{addr}\"\nrequest_telemetry = false\n[[redactors]]\nname = \"pii\"\nmodule = \"builtin:redactor-pii\"\n[[sinks]]\nkind = \"jsonl\"\npath = \"out.jsonl\"\n"
-    );
-    let path = dir.join("serve.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn serve(config: &Path, addr: SocketAddr) -> KillOnDrop {
-    let child = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("WASMTEL_LOG", "warn")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for("the server", || std::net::TcpStream::connect(addr).is_ok());
-    KillOnDrop(child)
-}
 
 /// What the clients know: ids acknowledged, ids sent more than once.
 #[derive(Default)]
@@ -51,7 +29,7 @@ struct Ledger {
 fn acknowledged_events_survive_a_kill_9_loop_under_load() {
     let dir = tempdir();
     let addr = free_port();
-    let path = config(dir.path(), addr);
+    let path = serve_config(dir.path(), addr);
     let mut server = serve(&path, addr);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let done = Arc::new(AtomicBool::new(false));
@@ -140,7 +118,7 @@ fn acknowledged_events_survive_a_kill_9_loop_under_load() {
 fn a_second_process_on_the_same_state_folder_is_refused() {
     let dir = tempdir();
     let addr = free_port();
-    let path = config(dir.path(), addr);
+    let path = serve_config(dir.path(), addr);
     let first = serve(&path, addr);
     let other = free_port();
     let text = std::fs::read_to_string(&path).unwrap().replace(&addr.to_string(), &other.to_string());

@@ -60,19 +60,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn serve(config: &Path, addr: SocketAddr, stdout: Stdio) -> KillOnDrop {
-    let child = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("WASMTEL_LOG", "warn")
-        .stdout(stdout)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for("the server", || std::net::TcpStream::connect(addr).is_ok());
-    KillOnDrop(child)
-}
-
 fn write_config(dir: &Path, body: &str) -> PathBuf {
     let path = dir.join("serve.toml");
     std::fs::write(&path, body).unwrap();
@@ -138,7 +125,7 @@ fn a_full_disk_under_the_state_folder_refuses_with_unavailable_and_loses_nothing
             "state_dir = \"state\"\n[ingest]\nlisten = \"{addr}\"\nhttp_listen = \"{http}\"\nrequest_telemetry = false\n[[redactors]]\nname = \"pii\"\nmodule = \"builtin:redactor-pii\"\n[[sinks]]\nkind = \"jsonl\"\npath = \"out.jsonl\"\n"
         ),
     );
-    let _server = serve(&config, addr, Stdio::null());
+    let _server = serve(&config, addr);
     let rt = server_runtime();
     send(&rt, addr, batch("before", 100)).unwrap();
     let out = dir.path().join("out.jsonl");
@@ -178,7 +165,7 @@ fn a_sink_on_a_full_disk_stops_ingest_until_it_recovers() {
             "state_dir = \"state\"\n[ingest]\nlisten = \"{addr}\"\nrequest_telemetry = false\n[[redactors]]\nname = \"pii\"\nmodule = \"builtin:redactor-pii\"\n[[sinks]]\nkind = \"jsonl\"\npath = \"sink/out.jsonl\"\n"
         ),
     );
-    let _server = serve(&config, addr, Stdio::null());
+    let _server = serve(&config, addr);
     let rt = server_runtime();
     let filler = fs.fill();
     send(&rt, addr, batch("a", 50)).unwrap();
@@ -212,7 +199,7 @@ fn a_sink_that_keeps_failing_makes_the_process_exit_and_a_restart_delivers() {
         ),
     );
     // Standard output is a pipe nobody reads: writes fail (EPIPE).
-    let mut server = serve(&config, addr, Stdio::piped());
+    let mut server = serve_with(&config, addr, Stdio::piped());
     drop(server.0.stdout.take());
     let rt = server_runtime();
     send(&rt, addr, batch("kept", 20)).unwrap();
@@ -291,7 +278,7 @@ max_elapsed_ms = 3600000
             seed = repo().join("examples/sample-data/seed.sql").display().to_string()
         ),
     );
-    let mut server = serve(&config, addr, Stdio::null());
+    let mut server = serve(&config, addr);
     let rt = server_runtime();
     for round in 0..20 {
         send(&rt, addr, batch(&format!("r{round}"), 500)).unwrap();
@@ -335,7 +322,7 @@ fn loki_down_for_30_s_while_jsonl_and_kafka_keep_flowing() {
             stub.endpoint()
         ),
     );
-    let _server = serve(&config, addr, Stdio::null());
+    let _server = serve(&config, addr);
     let outage = Instant::now();
     for round in 0..5 {
         send(&rt, addr, batch(&format!("r{round}"), 100)).unwrap();

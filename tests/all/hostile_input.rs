@@ -7,8 +7,6 @@
 //! ones; the host keeps serving.
 
 use std::io::Write;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
@@ -18,27 +16,6 @@ use wasmtel::proto::ingest::telemetry_service_client::TelemetryServiceClient;
 
 use crate::common::*;
 use crate::reporting::server_runtime;
-
-fn serve_config(dir: &Path, addr: SocketAddr) -> std::path::PathBuf {
-    let text = format!(
-        "state_dir = \"state\"\n[ingest]\nlisten = \"{addr}\"\nrequest_telemetry = false\n[[redactors]]\nname = \"pii\"\nmodule = \"builtin:redactor-pii\"\n[[sinks]]\nkind = \"jsonl\"\npath = \"out.jsonl\"\n"
-    );
-    let path = dir.join("serve.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn serve(config: &Path, addr: SocketAddr) -> KillOnDrop {
-    let child = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("WASMTEL_LOG", "warn")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for("the server", || std::net::TcpStream::connect(addr).is_ok());
-    KillOnDrop(child)
-}
 
 fn ev(org: &str, metadata: &[u8]) -> pb::TelemetryEvent {
     pb::TelemetryEvent {
@@ -53,13 +30,6 @@ fn ev(org: &str, metadata: &[u8]) -> pb::TelemetryEvent {
 
 fn nested(depth: usize) -> String {
     format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth))
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 =
-        status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
-    kb / 1024.0
 }
 
 #[test]

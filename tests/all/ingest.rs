@@ -419,13 +419,6 @@ fn http_json_ingest_and_metrics() {
     );
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 =
-        status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
-    kb / 1024.0
-}
-
 #[test]
 fn a_flood_against_a_stalled_sink_keeps_memory_bounded() {
     let dir = tempdir();

@@ -65,47 +65,40 @@ pub fn run(records: usize, size: usize, batch: usize) -> anyhow::Result<()> {
     // Four writers: the baseline serializes its syncs; the log shares them.
     let writers = 4;
     let file = std::sync::Mutex::new(std::fs::File::create(dir.join("plain4"))?);
-    let start = Instant::now();
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        let handles: Vec<_> = (0..writers)
-            .map(|_| {
-                s.spawn(|| -> std::io::Result<()> {
-                    for _ in 0..batches / writers {
-                        let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
-                        f.write_all(&frames)?;
-                        f.sync_data()?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("a writer panicked"))??;
+    let bare4 = concurrently(writers, batches / writers * batch, || -> anyhow::Result<()> {
+        for _ in 0..batches / writers {
+            let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+            f.write_all(&frames)?;
+            f.sync_data()?;
         }
         Ok(())
     })?;
-    let bare4 = (batches / writers * writers * batch) as f64 / start.elapsed().as_secs_f64();
     let (log4, _) = Log::open(&dir.join("log4"), options)?;
-    let start = Instant::now();
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        let handles: Vec<_> = (0..writers)
-            .map(|_| {
-                s.spawn(|| -> Result<(), crate::log::LogError> {
-                    for _ in 0..batches / writers {
-                        log4.append(&refs)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("a writer panicked"))??;
+    let append4 = concurrently(writers, batches / writers * batch, || -> anyhow::Result<()> {
+        for _ in 0..batches / writers {
+            log4.append(&refs)?;
         }
         Ok(())
     })?;
-    let append4 = (batches / writers * writers * batch) as f64 / start.elapsed().as_secs_f64();
     println!("  {writers} writers, write + fdatasync  {bare4:>10.0} records/s");
-    println!("  {writers} writers, log append         {append4:>10.0} records/s  ({:.2}x the baseline)", append4 / bare4);
+    println!(
+        "  {writers} writers, log append         {append4:>10.0} records/s  ({:.2}x the baseline)",
+        append4 / bare4
+    );
     std::fs::remove_dir_all(&dir)?;
     Ok(())
+}
+
+/// Runs `work` on `writers` threads at once; records/s for `each` records
+/// per thread.
+fn concurrently(writers: usize, each: usize, work: impl Fn() -> anyhow::Result<()> + Sync) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let handles: Vec<_> = (0..writers).map(|_| s.spawn(&work)).collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("a writer panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok((writers * each) as f64 / start.elapsed().as_secs_f64())
 }

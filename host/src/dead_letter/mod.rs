@@ -178,8 +178,20 @@ impl DeadLetterStore {
                 self.rotate()?;
             }
         }
+        // One line per call, not per event: a flood of bad input must not
+        // flood the log too.
+        let first = &letters[0];
+        tracing::warn!(
+            count = letters.len(),
+            stage = first.stage.as_str(),
+            component = %first.component,
+            event_id = %first.event_id,
+            "dead-lettered {} event(s), the first because: {}",
+            letters.len(),
+            first.reason
+        );
         for l in letters {
-            tracing::warn!(stage = l.stage.as_str(), component = %l.component, event_id = %l.event_id, "dead-lettered: {}", l.reason);
+            tracing::debug!(stage = l.stage.as_str(), component = %l.component, event_id = %l.event_id, "dead-lettered: {}", l.reason);
         }
         Ok(start.unwrap_or(end)..end)
     }

@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use serde::Deserialize;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::proto::zitadel::telemetry_service_server::TelemetryServiceServer;
@@ -122,7 +121,10 @@ pub async fn serve(
     server
         .add_service(health_service)
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await
         .context("the receiver stopped with an error")
 }

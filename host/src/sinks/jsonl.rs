@@ -65,11 +65,11 @@ impl JsonlSink {
 fn render(items: &[Item]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(items.len() * 512);
     for item in items {
-        let value = match item {
-            Item::Event(e) => e.record().to_json(),
-            Item::Report(r) => serde_json::json!({ "report": r }),
-        };
-        serde_json::to_writer(&mut bytes, &value).expect("JSON values always serialize");
+        match item {
+            Item::Event(e) => serde_json::to_writer(&mut bytes, e.record()),
+            Item::Report(r) => serde_json::to_writer(&mut bytes, &serde_json::json!({ "report": r })),
+        }
+        .expect("records and reports always serialize");
         bytes.push(b'\n');
     }
     bytes

@@ -282,7 +282,7 @@ mod tests {
             .iter()
             .map(|i| match i {
                 Input::Event { record, .. } => record.id.clone(),
-                Input::Malformed { id, .. } => id.clone(),
+                Input::Malformed { id, .. } | Input::Encoded { id, .. } => id.clone(),
             })
             .collect();
         assert_eq!(ids, ["in:1", "in:3", "mine-1"]);
@@ -329,10 +329,7 @@ mod tests {
         let Poll::Batch(b) = again.next_batch(10, Duration::ZERO).unwrap() else { panic!() };
         let Input::Event { record, .. } = &b.inputs[0] else { panic!() };
         assert_eq!((record.id.as_str(), record.event.org_id.as_str()), ("ev.jsonl:3", "c"));
-        let old_origin = match &b.inputs[0] {
-            Input::Event { origin, .. } => *origin,
-            Input::Malformed { .. } => unreachable!(),
-        };
+        let Input::Event { origin: old_origin, .. } = b.inputs[0] else { panic!("an event") };
         assert!(again.owns(old_origin));
         assert!(matches!(again.next_batch(10, Duration::ZERO).unwrap(), Poll::End));
 

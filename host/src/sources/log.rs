@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{DIRECT_ORIGIN, Input, Poll, Source, SourceBatch, SourceError};
-use crate::event::codec::{self, Entry, NO_ORIGIN};
+use crate::event::codec::NO_ORIGIN;
 use crate::log::{Cursor, Item, Log, Reader};
 
 /// The cursor name the redaction stage reads the raw log with.
@@ -44,19 +44,7 @@ impl LogSource {
 
     fn input(item: Item) -> Input {
         match item {
-            Item::Record { seq, payload } => match codec::decode(&payload) {
-                Ok(Entry::Event { record, .. }) => Input::Event { record, origin: seq + 1 },
-                Ok(Entry::Report(_)) => Input::Malformed {
-                    id: format!("raw-log:{seq}"),
-                    reason: "a report in the raw log (only events belong there)".into(),
-                    raw: String::new(),
-                },
-                Err(e) => Input::Malformed {
-                    id: format!("raw-log:{seq}"),
-                    reason: e.to_string(),
-                    raw: String::from_utf8_lossy(&payload).into_owned(),
-                },
-            },
+            Item::Record { seq, payload } => Input::Encoded { payload, origin: seq + 1, id: format!("raw-log:{seq}") },
             Item::Corrupt { segment, offset, len, reason, bytes } => Input::Malformed {
                 id: format!("raw-log:{}:{offset}", segment.file_name().unwrap_or_default().to_string_lossy()),
                 reason: format!("{len} unreadable bytes in the raw log: {reason}"),

@@ -38,6 +38,16 @@ pub enum Input {
         /// Where the source stands after it.
         origin: u64,
     },
+    /// An event still in its log encoding ([`crate::event::codec`]), decoded
+    /// by the redaction stage's workers (off the reading thread).
+    Encoded {
+        /// The log record's bytes.
+        payload: Vec<u8>,
+        /// Where the source stands after it.
+        origin: u64,
+        /// An id for it if it cannot be decoded (e.g. `raw-log:17`).
+        id: String,
+    },
     /// Input that is not a usable event: dead-lettered with the reason.
     Malformed {
         /// An id for it (e.g. `events.jsonl:17`).

@@ -284,7 +284,20 @@ fn process(chain: &RedactionChain, scratch: &mut Packed, batch: SourceBatch, sou
     let mut records = Vec::with_capacity(batch.inputs.len());
     let mut origins = Vec::with_capacity(batch.inputs.len());
     for input in batch.inputs {
+        let input = match input {
+            Input::Encoded { payload, origin, id } => match codec::decode(&payload) {
+                Ok(codec::Entry::Event { record, .. }) => Input::Event { record, origin },
+                Ok(codec::Entry::Report(_)) => Input::Malformed {
+                    id,
+                    reason: "a report in the raw log (only events belong there)".into(),
+                    raw: String::new(),
+                },
+                Err(e) => Input::Malformed { id, reason: e.to_string(), raw: String::from_utf8_lossy(&payload).into() },
+            },
+            other => other,
+        };
         match input {
+            Input::Encoded { .. } => unreachable!("decoded above"),
             Input::Event { record, origin } => {
                 records.push(record);
                 origins.push(origin);

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
 use crate::config::{ConfigError, LoadedConfig};
@@ -206,7 +205,10 @@ pub(crate) async fn serve_plan(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            stopped(stop_rx.clone()),
+        );
     let server = tokio::spawn(server);
     // The graph runs until the shutdown signal, or until a stage failed too
     // often; then the listeners stop first, and the sinks drain.
