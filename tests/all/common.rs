@@ -121,8 +121,18 @@ pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 /// A loopback address nothing listens on (yet).
+/// Never the same port twice in this test binary, so two tests running in
+/// parallel cannot be handed one port between its release and its use.
 pub fn free_port() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&addr.port()) {
+            given.push(addr.port());
+            return addr;
+        }
+    }
 }
 
 /// A child process killed (SIGKILL) when dropped.
@@ -171,8 +181,10 @@ pub fn serve_with(config: &std::path::Path, addr: std::net::SocketAddr, stdout: 
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let mut child = KillOnDrop(child);
     wait_for("the server", || std::net::TcpStream::connect(addr).is_ok());
-    KillOnDrop(child)
+    assert!(child.0.try_wait().unwrap().is_none(), "the server on {addr} exited at start (is the port taken?)");
+    child
 }
 
 /// [`serve_with`] with standard output discarded.

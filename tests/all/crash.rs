@@ -124,10 +124,19 @@ fn a_second_process_on_the_same_state_folder_is_refused() {
     let text = std::fs::read_to_string(&path).unwrap().replace(&addr.to_string(), &other.to_string());
     let second_config = dir.path().join("second.toml");
     std::fs::write(&second_config, text).unwrap();
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_wasmtel")).args(["serve", "--config"]).arg(&second_config).output().unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Spawned (not `output()`): should it wrongly start serving, the test
+    // fails instead of hanging.
+    let second = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
+        .args(["serve", "--config"])
+        .arg(&second_config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut second = KillOnDrop(second);
+    wait_for("the second process to give up", || second.0.try_wait().unwrap().is_some());
+    assert!(!second.0.wait().unwrap().success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.0.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(
         stderr.contains("in use by another wasmtel process") && stderr.contains(&format!("pid {}", first.0.id())),
         "{stderr}"
