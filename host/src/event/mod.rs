@@ -82,6 +82,15 @@ impl serde::Serialize for Record {
     }
 }
 
+/// A new event id: a UUIDv7 (time-ordered), its random bits from a fast
+/// thread-local generator rather than a system call per event.
+pub fn new_id() -> String {
+    let millis = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let random = fastrand::u128(..).to_le_bytes();
+    let bytes: [u8; 10] = random[..10].try_into().expect("10 of 16 bytes");
+    uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid().to_string()
+}
+
 /// Longest event id accepted.
 pub const MAX_ID_BYTES: usize = 128;
 

@@ -163,7 +163,7 @@ impl JsonlSource {
         Ok(Some(if too_long > 0 { Err(too_long) } else { Ok(line) }))
     }
 
-    /// Turns one line into an input.
+    /// Turns one line into an input (parsed later, on a worker).
     fn parse(&self, line: Result<Vec<u8>, usize>) -> Option<Input> {
         let id = format!("{}:{}", self.id_prefix, self.at.line);
         let malformed = |reason: String, raw: String| Some(Input::Malformed { id: id.clone(), reason, raw });
@@ -180,19 +180,11 @@ impl JsonlSource {
             Ok(text) => text,
             Err(e) => return malformed("line is not valid UTF-8".into(), String::from_utf8_lossy(e.as_bytes()).into()),
         };
-        let trimmed = text.trim();
-        if trimmed.is_empty() {
+        if text.trim().is_empty() {
             return None;
         }
-        let parsed = Event::from_json_line_with_id(trimmed, self.unknown, Utc::now())
-            .and_then(|(given, event)| self.limits.check(&event).map(|()| (given, event)).map_err(|e| e.to_string()));
-        match parsed {
-            Ok((given, event)) => Some(Input::Event {
-                record: Record { id: given.unwrap_or(id), event },
-                origin: self.origin_at(self.at.offset),
-            }),
-            Err(reason) => malformed(reason, trimmed.to_string()),
-        }
+        let rules = LineRules { unknown: self.unknown, limits: self.limits };
+        Some(Input::Line { text, id, origin: self.origin_at(self.at.offset), rules })
     }
 }
 
@@ -248,6 +240,27 @@ impl Source for JsonlSource {
     }
 }
 
+/// How a JSONL line is parsed and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineRules {
+    /// Policy for unknown top-level fields.
+    pub unknown: UnknownFields,
+    /// What an event may contain.
+    pub limits: EventLimits,
+}
+
+/// Parses and checks one JSONL line into an event (with its own `id`, or
+/// `id`) or a malformed input with the reason.
+pub fn parse_line(text: &str, id: String, origin: u64, rules: LineRules) -> Input {
+    let trimmed = text.trim();
+    let parsed = Event::from_json_line_with_id(trimmed, rules.unknown, Utc::now())
+        .and_then(|(given, event)| rules.limits.check(&event).map(|()| (given, event)).map_err(|e| e.to_string()));
+    match parsed {
+        Ok((given, event)) => Input::Event { record: Record { id: given.unwrap_or(id), event }, origin },
+        Err(reason) => Input::Malformed { id, reason, raw: trimmed.to_string() },
+    }
+}
+
 /// Saves a position atomically.
 fn write_checkpoint(path: &Path, position: &Position) -> Result<(), SourceError> {
     let io = |source| SourceError::Io { context: format!("cannot write the checkpoint {}", path.display()), source };
@@ -267,10 +280,21 @@ mod tests {
         JsonlSource::new("in", Box::new(text.as_bytes()), UnknownFields::Preserve, EventLimits::default())
     }
 
+    /// Inputs as the redaction stage sees them (lines parsed).
+    fn parsed(inputs: Vec<Input>) -> Vec<Input> {
+        inputs
+            .into_iter()
+            .map(|i| match i {
+                Input::Line { text, id, origin, rules } => parse_line(&text, id, origin, rules),
+                other => other,
+            })
+            .collect()
+    }
+
     fn all(mut s: JsonlSource) -> Vec<Input> {
         let mut out = Vec::new();
         while let Poll::Batch(b) = s.next_batch(2, Duration::ZERO).unwrap() {
-            out.extend(b.inputs);
+            out.extend(parsed(b.inputs));
         }
         out
     }
@@ -282,7 +306,7 @@ mod tests {
             .iter()
             .map(|i| match i {
                 Input::Event { record, .. } => record.id.clone(),
-                Input::Malformed { id, .. } | Input::Encoded { id, .. } => id.clone(),
+                Input::Malformed { id, .. } | Input::Encoded { id, .. } | Input::Line { id, .. } => id.clone(),
             })
             .collect();
         assert_eq!(ids, ["in:1", "in:3", "mine-1"]);
@@ -306,9 +330,10 @@ mod tests {
         let long: &'static str = Box::leak(format!("{{\"userId\":\"{}\"}}\n{{}}\n", "x".repeat(1000)).into_boxed_str());
         let mut s = JsonlSource::new("in", Box::new(long.as_bytes()), UnknownFields::Preserve, limits);
         let Poll::Batch(b) = s.next_batch(10, Duration::ZERO).unwrap() else { panic!() };
-        assert!(matches!(&b.inputs[0], Input::Malformed { reason, .. } if reason.contains("longer than twice")));
+        let inputs = parsed(b.inputs);
+        assert!(matches!(&inputs[0], Input::Malformed { reason, .. } if reason.contains("longer than twice")));
         assert!(
-            matches!(&b.inputs[1], Input::Event { record, .. } if record.id == "in:2"),
+            matches!(&inputs[1], Input::Event { record, .. } if record.id == "in:2"),
             "the next line is read normally"
         );
     }
@@ -327,9 +352,10 @@ mod tests {
         s.commit(b.token).unwrap();
         let mut again = open();
         let Poll::Batch(b) = again.next_batch(10, Duration::ZERO).unwrap() else { panic!() };
-        let Input::Event { record, .. } = &b.inputs[0] else { panic!() };
+        let inputs = parsed(b.inputs);
+        let Input::Event { record, .. } = &inputs[0] else { panic!() };
         assert_eq!((record.id.as_str(), record.event.org_id.as_str()), ("ev.jsonl:3", "c"));
-        let Input::Event { origin: old_origin, .. } = b.inputs[0] else { panic!("an event") };
+        let Input::Event { origin: old_origin, .. } = inputs[0] else { panic!("an event") };
         assert!(again.owns(old_origin));
         assert!(matches!(again.next_batch(10, Duration::ZERO).unwrap(), Poll::End));
 
@@ -339,6 +365,6 @@ mod tests {
         let mut fresh = open();
         assert!(!fresh.owns(old_origin), "an origin of the old file");
         let Poll::Batch(b) = fresh.next_batch(10, Duration::ZERO).unwrap() else { panic!("the new file is read") };
-        assert!(matches!(&b.inputs[0], Input::Event { record, .. } if record.event.org_id == "z"));
+        assert!(matches!(&parsed(b.inputs)[0], Input::Event { record, .. } if record.event.org_id == "z"));
     }
 }

@@ -12,17 +12,17 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::Utc;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Headers;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use serde::Deserialize;
 
+use super::jsonl::LineRules;
 use super::{Input, Poll, Source, SourceBatch, SourceError};
 use crate::config::UnknownFields;
 use crate::event::codec::NO_ORIGIN;
 use crate::event::limits::EventLimits;
-use crate::event::{Event, Record, valid_id};
+use crate::event::valid_id;
 use crate::sinks::kafka::EVENT_ID_HEADER;
 
 /// `[worker]` settings: the topic to read and the consumer group.
@@ -137,14 +137,12 @@ impl KafkaSource {
             Some(Err(_)) => return malformed("message is not UTF-8".into(), String::new()),
             None => return malformed("message has no value".into(), String::new()),
         };
-        let parsed = Event::from_json_line_with_id(text, self.unknown, Utc::now())
-            .and_then(|(id, event)| self.limits.check(&event).map(|()| (id, event)).map_err(|e| e.to_string()));
-        match parsed {
-            Ok((id, event)) => Input::Event {
-                record: Record { id: id.or(header_id).unwrap_or(fallback.clone()), event },
-                origin: NO_ORIGIN,
-            },
-            Err(reason) => malformed(reason, text.to_string()),
+        // Parsed and checked on the redaction stage's workers.
+        Input::Line {
+            text: text.to_string(),
+            id: header_id.unwrap_or(fallback),
+            origin: NO_ORIGIN,
+            rules: LineRules { unknown: self.unknown, limits: self.limits },
         }
     }
 }

@@ -48,6 +48,18 @@ pub enum Input {
         /// An id for it if it cannot be decoded (e.g. `raw-log:17`).
         id: String,
     },
+    /// A JSONL line, parsed and checked by the redaction stage's workers
+    /// (off the reading thread) with [`jsonl::parse_line`].
+    Line {
+        /// The line (without its newline).
+        text: String,
+        /// Its id unless the line has one (`<file>:<line>`).
+        id: String,
+        /// Where the source stands after it.
+        origin: u64,
+        /// How to parse it.
+        rules: jsonl::LineRules,
+    },
     /// Input that is not a usable event: dead-lettered with the reason.
     Malformed {
         /// An id for it (e.g. `events.jsonl:17`).

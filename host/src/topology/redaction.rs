@@ -294,10 +294,11 @@ fn process(chain: &RedactionChain, scratch: &mut Packed, batch: SourceBatch, sou
                 },
                 Err(e) => Input::Malformed { id, reason: e.to_string(), raw: String::from_utf8_lossy(&payload).into() },
             },
+            Input::Line { text, id, origin, rules } => crate::sources::jsonl::parse_line(&text, id, origin, rules),
             other => other,
         };
         match input {
-            Input::Encoded { .. } => unreachable!("decoded above"),
+            Input::Encoded { .. } | Input::Line { .. } => unreachable!("decoded above"),
             Input::Event { record, origin } => {
                 records.push(record);
                 origins.push(origin);

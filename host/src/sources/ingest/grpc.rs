@@ -124,7 +124,7 @@ impl Ingest {
             let at =
                 |name: &str| if field == "event" { format!("event.{name}") } else { format!("{field}[{i}].{name}") };
             let id = match e.id.as_str() {
-                "" => uuid::Uuid::now_v7().to_string(),
+                "" => crate::event::new_id(),
                 given if valid_id(given) => given.to_string(),
                 _ => {
                     return Err(Status::invalid_argument(format!(

@@ -118,7 +118,7 @@ where
                 .cloned()
                 .unwrap_or_default(),
             };
-            let record = Record { id: uuid::Uuid::now_v7().to_string(), event };
+            let record = Record { id: crate::event::new_id(), event };
             tokio::spawn(async move {
                 if let Err(e) = telemetry.ingest.append(vec![record]).await {
                     tracing::warn!("request telemetry dropped ({})", e.message());
