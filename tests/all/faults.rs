@@ -307,7 +307,6 @@ max_elapsed_ms = 3600000
 #[test]
 fn loki_down_for_30_s_while_jsonl_and_kafka_keep_flowing() {
     use rdkafka::Message;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     let dir = tempdir();
     let broker = crate::kafka::Broker::start(&["flow:1"]);
     let rt = server_runtime();
@@ -329,13 +328,7 @@ fn loki_down_for_30_s_while_jsonl_and_kafka_keep_flowing() {
     }
     let out = dir.path().join("out.jsonl");
     wait_for("the JSONL sink has all 500 while Loki is down", || ids(&out).len() == 500);
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        .set("group.id", "flow-test")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["flow"]).unwrap();
+    let consumer = crate::kafka::consumer(&broker, "flow-test", "flow");
     let mut in_kafka = 0;
     while in_kafka < 500 && outage.elapsed() < Duration::from_secs(25) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {

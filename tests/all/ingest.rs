@@ -506,7 +506,6 @@ fn server_reflection_lists_the_ingest_service() {
 #[test]
 fn tls_and_the_kafka_sink() {
     use rdkafka::Message;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     let dir = tempdir();
     crate::reporting_e2e::certificates(dir.path());
     let broker = crate::kafka::Broker::start(&["ingest:1"]);
@@ -543,13 +542,7 @@ fn tls_and_the_kafka_sink() {
             .await
             .unwrap();
     });
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        .set("group.id", "ingest-test")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["ingest"]).unwrap();
+    let consumer = crate::kafka::consumer(&broker, "ingest-test", "ingest");
     let mut values = Vec::new();
     let started = Instant::now();
     while values.len() < 5 && started.elapsed() < Duration::from_secs(60) {

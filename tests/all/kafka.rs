@@ -88,6 +88,19 @@ impl Drop for Proc {
     }
 }
 
+/// A consumer in group `group` reading `topic` of `broker` from the start.
+pub fn consumer(broker: &Broker, group: &str, topic: &str) -> rdkafka::consumer::BaseConsumer {
+    use rdkafka::consumer::Consumer;
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    consumer
+}
+
 fn wasmtel() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmtel"));
     cmd.env("WASMTEL_LOG", "wasmtel=info");
@@ -290,7 +303,6 @@ fn a_twenty_second_broker_outage_loses_nothing() {
 #[test]
 fn a_down_broker_keeps_events_and_refused_messages_are_dead_lettered() {
     use rdkafka::Message;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Headers;
     let dir = tempdir();
     let broker = Broker::start(&["events:1"]);
@@ -320,13 +332,7 @@ fn a_down_broker_keeps_events_and_refused_messages_are_dead_lettered() {
     assert!(dead[0]["stage"] == "sink" && dead[0]["reason"].as_str().unwrap().contains("Kafka"), "{dead:#?}");
     assert_eq!(dead[0]["event"]["orgId"], "org-big", "what a sink refused is kept (redacted)");
 
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        .set("group.id", "down-broker-test")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["events"]).unwrap();
+    let consumer = consumer(&broker, "down-broker-test", "events");
     let mut ids = Vec::new();
     let started = Instant::now();
     while ids.len() < 5 && started.elapsed() < Duration::from_secs(60) {
