@@ -98,10 +98,14 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// Reads a JSONL file into values (empty when missing).
+/// Reads the complete lines of a JSONL file into values (empty when
+/// missing). A last line without its newline is being written right now by
+/// the process under test and is left for the next read, as a tailing
+/// consumer would; any other line must be valid JSON.
 pub fn read_jsonl(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("valid JSON line"))
