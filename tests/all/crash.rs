@@ -114,6 +114,10 @@ fn acknowledged_events_survive_a_kill_9_loop_under_load() {
     );
 }
 
+fn first_alive(server: &KillOnDrop) -> bool {
+    std::path::Path::new(&format!("/proc/{}", server.0.id())).exists()
+}
+
 #[test]
 fn a_second_process_on_the_same_state_folder_is_refused() {
     let dir = tempdir();
@@ -129,14 +133,28 @@ fn a_second_process_on_the_same_state_folder_is_refused() {
     let second = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
         .args(["serve", "--config"])
         .arg(&second_config)
+        .env("WASMTEL_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut second = KillOnDrop(second);
-    wait_for("the second process to give up", || second.0.try_wait().unwrap().is_some());
-    assert!(!second.0.wait().unwrap().success());
+    let started = std::time::Instant::now();
+    while second.0.try_wait().unwrap().is_none() && started.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let exited = second.0.try_wait().unwrap().is_some();
+    if !exited {
+        second.0.kill().unwrap();
+    }
+    let status = second.0.wait().unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut second.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        exited,
+        "the second process kept running (the first one alive: {:?}); its stderr:\n{stderr}",
+        first_alive(&first)
+    );
+    assert!(!status.success());
     assert!(
         stderr.contains("in use by another wasmtel process") && stderr.contains(&format!("pid {}", first.0.id())),
         "{stderr}"

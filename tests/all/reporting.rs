@@ -289,7 +289,8 @@ fn a_receiver_restarted_between_batches_duplicates_nothing() {
         let (_, stop2) = start_receiver(&rt, &watcher_db, Some(addr));
         (at_stop, rt, stop2)
     });
-    let mut config = sink_config(addr, "max_attempts = 40\n");
+    // Retries for up to a minute (max_elapsed_ms): a guard, not a timing check.
+    let mut config = sink_config(addr, "max_attempts = 100000\nmax_elapsed_ms = 60000\n");
     config.bulk_size = 3;
     let mut sink = zitadel::sink(config, &dir.path().join("state"), ReportingSwitch::default()).unwrap();
     // 300 counts at bulk size 3: 100 batches and an empty one ending the report.
