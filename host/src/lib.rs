@@ -36,6 +36,7 @@ pub mod report;
 pub mod retry;
 pub mod runtime;
 pub mod schedule;
+pub mod security;
 pub mod shutdown;
 pub mod sinks;
 pub mod sources;

@@ -272,9 +272,9 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Redact { module, config, set, state_dir } => redact(module, config.as_deref(), &set, state_dir),
         Command::TestModule { module, vectors, set } => test_module(&module, &vectors, &set),
         Command::Receive { config, listen, db } => {
-            let mut receiver = match &config {
-                Some(file) => config::load(file)?.config.receiver.unwrap_or_default(),
-                None => Default::default(),
+            let (file, mut receiver) = match &config {
+                Some(file) => (file.clone(), config::load(file)?.config.receiver.unwrap_or_default()),
+                None => ("(no --config)".into(), Default::default()),
             };
             if let Some(listen) = listen {
                 receiver.listen = listen;
@@ -282,7 +282,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             if let Some(db) = db {
                 receiver.database = db;
             }
-            tokio_runtime()?.block_on(wasmtel::receiver::run(&receiver))
+            tokio_runtime()?.block_on(wasmtel::receiver::run(&file, &receiver))
         }
         Command::Reports { db, json } => print_reports(&db, json),
         Command::Serve { config } => {
@@ -430,8 +430,8 @@ fn print_reports(db: &Path, json: bool) -> anyhow::Result<()> {
     if !db.exists() {
         anyhow::bail!("{} does not exist (is it the receiver's `database`?)", db.display());
     }
-    let store = wasmtel::receiver::ReceiverStore::open(db).map_err(anyhow::Error::msg)?;
-    let systems = store.systems().map_err(anyhow::Error::msg)?;
+    let store = wasmtel::receiver::ReceiverStore::open(db)?;
+    let systems = store.systems()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&systems)?);
         return Ok(());

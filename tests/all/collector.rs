@@ -26,6 +26,8 @@ fn sample_db(dir: &std::path::Path) -> Arc<DataSources> {
         DataSource::Sqlite {
             path: dir.join("sample.db"),
             seed_sql: Some(repo().join("examples/sample-data/seed.sql")),
+            max_rows: wasmtel::datasource::MAX_ROWS,
+            max_bytes: wasmtel::datasource::MAX_BYTES,
         },
     );
     Arc::new(DataSources::open(std::path::Path::new("test.toml"), &sources).unwrap())
@@ -135,4 +137,58 @@ fn missing_module_config_is_a_clear_plugin_error() {
         Err(GuestFailure::PluginError(msg)) => assert!(msg.contains("resource.users.sql"), "{msg}"),
         other => panic!("expected invalid config, got {other:?}"),
     }
+}
+
+#[test]
+fn a_huge_sql_result_is_stopped_by_the_byte_budget_with_host_memory_flat() {
+    let dir = tempdir();
+    let seed = repo().join("examples/sample-data/seed.sql");
+    // 200 rows of 10 MB (each below SQLite's length limit): 2 GB if the
+    // host read it all.
+    let config = format!(
+        r#"state_dir = "state"
+[data_sources.main]
+kind = "sqlite"
+path = "sample.db"
+seed_sql = {seed:?}
+max_bytes = 16777216
+[[collectors]]
+name = "hog"
+module = "builtin:collector-sql"
+sources = ["main"]
+deadline_ms = 20000
+[collectors.config]
+resources = "users"
+"resource.users.sql" = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 200) SELECT 'i' AS instance_id, 'instance' AS parent_type, 'p' AS parent_id, 1 AS amount, zeroblob(10000000) AS pad FROM c"
+[[sinks]]
+kind = "jsonl"
+path = "out.jsonl"
+streams = ["reports"]
+"#
+    );
+    let path = dir.path().join("hog.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmtel"))
+        .args(["run", "--once", "--config"])
+        .arg(&path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The high-water mark only grows: its last reading before the exit is
+    // at least every earlier peak.
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
+            let hwm = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1));
+            peak_kib = peak_kib.max(hwm.and_then(|v| v.parse().ok()).unwrap_or(0));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("data source \"main\"") && stderr.contains("max_bytes = 16777216"),
+        "the error names the source and the limit: {stderr}"
+    );
+    assert!(peak_kib > 0 && peak_kib < 400 * 1024, "peak RSS {} MiB", peak_kib / 1024);
 }

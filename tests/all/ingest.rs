@@ -17,7 +17,7 @@ use wasmtel::proto::ingest::telemetry_service_client::TelemetryServiceClient;
 use crate::common::*;
 use crate::reporting::server_runtime;
 
-fn config(dir: &Path, sinks: &str, extra: &str) -> std::path::PathBuf {
+pub(crate) fn config(dir: &Path, sinks: &str, extra: &str) -> std::path::PathBuf {
     let text = format!(
         r#"state_dir = "state"
 [ingest]
@@ -34,7 +34,7 @@ module = "builtin:redactor-pii"
 }
 
 /// Starts the service in-process; returns its address and a stopper.
-fn start(rt: &tokio::runtime::Runtime, path: &Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+pub(crate) fn start(rt: &tokio::runtime::Runtime, path: &Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let loaded = wasmtel::config::load(path).unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -49,7 +49,7 @@ fn start(rt: &tokio::runtime::Runtime, path: &Path) -> (SocketAddr, tokio::sync:
     (addr, stop)
 }
 
-fn ev(org: &str, metadata: serde_json::Value) -> pb::TelemetryEvent {
+pub(crate) fn ev(org: &str, metadata: serde_json::Value) -> pb::TelemetryEvent {
     pb::TelemetryEvent {
         org_id: org.into(),
         user_id: "jane@example.com".into(),

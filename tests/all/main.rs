@@ -18,3 +18,4 @@ mod loki;
 mod redactor_pii;
 mod reporting;
 mod reporting_e2e;
+mod security;

@@ -76,7 +76,7 @@ pub fn start_receiver(
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     rt.spawn(async move {
-        wasmtel::receiver::serve(&config, listener, async {
+        wasmtel::receiver::serve(std::path::Path::new("receiver.toml"), &config, listener, async {
             let _ = stopped.await;
         })
         .await

@@ -36,6 +36,24 @@ pub fn certificates(dir: &Path) {
     std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
     std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
     std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+    // A client certificate from the same CA, for mutual TLS.
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["wasmtel-client".to_string()]).unwrap();
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client = params.signed_by(&client_key, &ca).unwrap();
+    std::fs::write(dir.join("client.pem"), client.pem()).unwrap();
+    std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
+    // And one from a CA nobody trusts.
+    let rogue_ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut rogue_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    rogue_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let rogue_ca = rcgen::CertifiedIssuer::self_signed(rogue_params, rogue_ca_key).unwrap();
+    let rogue_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["rogue".to_string()]).unwrap();
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let rogue = params.signed_by(&rogue_key, &rogue_ca).unwrap();
+    std::fs::write(dir.join("rogue.pem"), rogue.pem()).unwrap();
+    std::fs::write(dir.join("rogue.key"), rogue_key.serialize_pem()).unwrap();
 }
 
 /// A run config: the sample collector, reporting to `endpoint`.
@@ -79,19 +97,19 @@ fn wasmtel() -> Command {
 }
 
 #[test]
-fn receive_and_run_processes_over_tls_with_a_token() {
+fn receive_and_run_processes_over_mutual_tls_with_a_token() {
     let dir = tempdir();
     certificates(dir.path());
     let addr = free_port();
     let receiver_toml = format!(
-        "[receiver]\nlisten = \"{addr}\"\ndatabase = \"recv.db\"\ntls_cert = \"server.pem\"\ntls_key = \"server.key\"\ntokens_env = \"TEST_RECEIVER_TOKENS\"\n"
+        "[receiver]\nlisten = \"{addr}\"\ndatabase = \"recv.db\"\ntls_cert = \"server.pem\"\ntls_key = \"server.key\"\nclient_ca = \"ca.pem\"\ntokens_env = \"TEST_RECEIVER_TOKENS\"\n"
     );
     std::fs::write(dir.path().join("receiver.toml"), receiver_toml).unwrap();
     let _receiver = KillOnDrop(
         wasmtel()
             .args(["receive", "--config"])
             .arg(dir.path().join("receiver.toml"))
-            .env("TEST_RECEIVER_TOKENS", "other-token, s3cret-token")
+            .env("TEST_RECEIVER_TOKENS", "other-token=other-system, s3cret-token=*")
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
@@ -104,7 +122,9 @@ fn receive_and_run_processes_over_tls_with_a_token() {
         dir.path(),
         "tls.toml",
         &endpoint,
-        &format!("tls_ca = {ca:?}\nbearer_token_env = \"TEST_REPORT_TOKEN\""),
+        &format!(
+            "tls_ca = {ca:?}\ntls_client_cert = \"client.pem\"\ntls_client_key = \"client.key\"\nbearer_token_env = \"TEST_REPORT_TOKEN\""
+        ),
     );
     let out = run_once(&config, "s3cret-token");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -140,6 +160,20 @@ fn receive_and_run_processes_over_tls_with_a_token() {
     assert!(out.status.success());
     let pending = pending_reports(dir.path());
     assert_eq!(pending, 2);
+    // Without a client certificate the receiver refuses the handshake: kept.
+    let no_client = run_config(
+        dir.path(),
+        "no-client.toml",
+        &endpoint,
+        &format!("tls_ca = {ca:?}\nbearer_token_env = \"TEST_REPORT_TOKEN\""),
+    );
+    let out = run_once(&no_client, "s3cret-token");
+    assert!(out.status.success());
+    assert_eq!(pending_reports(dir.path()), 3);
+    // A token bound to another system is refused for this one (PERMISSION_DENIED): kept.
+    let out = run_once(&config, "other-token");
+    assert!(out.status.success());
+    assert_eq!(pending_reports(dir.path()), 4, "{}", String::from_utf8_lossy(&out.stderr));
     // With the right settings, the next run delivers what was kept.
     let out = run_once(&config, "s3cret-token");
     assert!(out.status.success());

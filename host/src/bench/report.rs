@@ -44,7 +44,7 @@ pub fn run(orgs: usize) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = runtime.spawn(async move {
-        crate::receiver::serve(&config, listener, async {
+        crate::receiver::serve(std::path::Path::new("receiver.toml"), &config, listener, async {
             let _ = stopped.await;
         })
         .await
@@ -71,11 +71,11 @@ pub fn run(orgs: usize) -> anyhow::Result<()> {
         );
 
         // Baseline: the same batches straight into a fresh store.
-        let store = ReceiverStore::open(&dir.join(format!("direct-{bulk}.db"))).map_err(anyhow::Error::msg)?;
-        let report_id = store.begin_report("bench", report.base.as_ref()).map_err(anyhow::Error::msg)?;
+        let store = ReceiverStore::open(&dir.join(format!("direct-{bulk}.db")))?;
+        let report_id = store.begin_report("bench", report.base.as_ref())?;
         let start = Instant::now();
         for chunk in report.counts.chunks(bulk) {
-            store.store_counts("bench", &report_id, chunk).map_err(anyhow::Error::msg)?;
+            store.store_counts("bench", &report_id, chunk)?;
         }
         let direct = start.elapsed().as_secs_f64();
         println!(

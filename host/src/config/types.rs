@@ -282,7 +282,45 @@ pub enum DataSource {
         /// exist yet (for demos and tests).
         #[serde(default)]
         seed_sql: Option<PathBuf>,
+        /// Most rows one query may return (default 100000).
+        #[serde(default = "default_max_rows")]
+        max_rows: usize,
+        /// Most bytes one query's result may hold, counted while rows are
+        /// read (text and blob lengths, 8 per number, 16 per row); also the
+        /// longest string or blob SQLite may build (default 16 MiB, at most
+        /// 1 GiB).
+        #[serde(default = "default_max_result_bytes")]
+        max_bytes: u64,
     },
+}
+
+fn default_max_rows() -> usize {
+    crate::datasource::MAX_ROWS
+}
+fn default_max_result_bytes() -> u64 {
+    crate::datasource::MAX_BYTES
+}
+
+impl DataSource {
+    /// Checks the limits (`section` is the key path of this source).
+    pub fn validate(&self, file: &Path, section: &str) -> Result<(), ConfigError> {
+        let DataSource::Sqlite { max_rows, max_bytes, .. } = self;
+        if *max_rows == 0 || *max_rows > crate::datasource::MAX_ROWS {
+            return Err(ConfigError::new(
+                file,
+                format!("{section}.max_rows"),
+                format!("found {max_rows}, expected 1 to {}", crate::datasource::MAX_ROWS),
+            ));
+        }
+        if *max_bytes < 1024 || *max_bytes > 1 << 30 {
+            return Err(ConfigError::new(
+                file,
+                format!("{section}.max_bytes"),
+                format!("found {max_bytes}, expected 1024 to 1073741824"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Where a module comes from, and what it may do.
@@ -524,14 +562,14 @@ impl Config {
             receiver.resolve_paths(base);
         }
         if let Some(ingest) = &mut self.ingest {
-            ingest.tls_cert.iter_mut().chain(ingest.tls_key.iter_mut()).for_each(fix);
+            ingest.resolve_paths(base);
         }
         if let Some(events) = &mut self.events {
             fix(&mut events.path);
         }
         for source in self.data_sources.values_mut() {
             match source {
-                DataSource::Sqlite { path, seed_sql } => {
+                DataSource::Sqlite { path, seed_sql, .. } => {
                     fix(path);
                     if let Some(seed) = seed_sql {
                         fix(seed);
@@ -555,9 +593,7 @@ impl Config {
             match sink {
                 Sink::Jsonl { path, .. } => fix(path),
                 Sink::Zitadel(z) => {
-                    if let Some(ca) = &mut z.tls_ca {
-                        fix(ca);
-                    }
+                    z.tls_ca.iter_mut().chain(&mut z.tls_client_cert).chain(&mut z.tls_client_key).for_each(fix);
                 }
                 _ => {}
             }
@@ -584,7 +620,14 @@ impl Config {
         if log.max_events == 0 {
             return Err(ConfigError::new(file, "log.max_events", "expected at least 1"));
         }
+        if let Some(receiver) = &self.receiver {
+            receiver.validate(file)?;
+        }
+        for (name, source) in &self.data_sources {
+            source.validate(file, &format!("data_sources.{name}"))?;
+        }
         if let Some(ingest) = &self.ingest {
+            ingest.validate(file)?;
             if log.max_events < ingest.max_batch as u64 {
                 return Err(ConfigError::new(
                     file,
@@ -630,15 +673,25 @@ impl Config {
                 ));
             }
         }
+        if let Some(worker) = &self.worker {
+            worker.validate(file)?;
+            if let Some(loki) = &worker.loki {
+                loki.validate(file, "worker.loki")?;
+            }
+        }
         for (i, sink) in self.sinks.iter().enumerate() {
-            if let Sink::Loki(l) = sink
-                && (l.batch_max_events == 0 || l.batch_max_bytes == 0)
-            {
-                return Err(ConfigError::new(
-                    file,
-                    format!("sinks[{i}].batch_max_events"),
-                    "expected batch_max_events and batch_max_bytes of at least 1",
-                ));
+            let key = format!("sinks[{i}]");
+            match sink {
+                Sink::Loki(l) => l.validate(file, &key)?,
+                Sink::Kafka(k) => k.validate(file, &key)?,
+                Sink::Zitadel(z) if z.tls_client_cert.is_some() != z.tls_client_key.is_some() => {
+                    return Err(ConfigError::new(
+                        file,
+                        format!("{key}.tls_client_cert"),
+                        format!("set both {key}.tls_client_cert and {key}.tls_client_key, or neither"),
+                    ));
+                }
+                _ => {}
             }
         }
         if self.pipeline.max_restarts == 0 {

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use chrono::Utc;
 use tonic::{Request, Response, Status};
 
-use super::store::ReceiverStore;
+use super::store::{ReceiverStore, StoreError};
 use crate::proto::zitadel as pb;
 use crate::proto::zitadel::telemetry_service_server::TelemetryService;
 use crate::report::{BaseInformation, CountParentType, InstanceInformation, ResourceCount};
+use crate::security::tokens::Tokens;
 
 /// Longest accepted identifier or name.
 pub const MAX_TEXT: usize = 1024;
@@ -22,8 +23,9 @@ pub struct ServiceLimits {
     pub max_counts_per_request: usize,
     /// Report IDs older than this (seconds) are refused with FAILED_PRECONDITION.
     pub report_max_age_secs: i64,
-    /// Accepted bearer tokens; empty = no authentication.
-    pub tokens: Vec<String>,
+    /// Accepted bearer tokens and the systems each may report for; `None`
+    /// = no authentication.
+    pub tokens: Option<Arc<Tokens>>,
 }
 
 /// The service.
@@ -38,15 +40,15 @@ impl Receiver {
         Receiver { store, limits }
     }
 
-    fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        if self.limits.tokens.is_empty() {
-            return Ok(());
-        }
-        let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-        match header.strip_prefix("Bearer ") {
-            Some(token) if self.limits.tokens.iter().any(|t| t == token) => Ok(()),
-            Some(_) => Err(Status::unauthenticated("the bearer token is not accepted")),
-            None => Err(Status::unauthenticated("missing `authorization: Bearer <token>` metadata")),
+    /// Checks the caller's token and that it may report for `system_id`.
+    fn authorize<T>(&self, request: &Request<T>, system_id: &str) -> Result<(), Status> {
+        let Some(tokens) = &self.limits.tokens else { return Ok(()) };
+        let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        let allowed = tokens.authorize(header).map_err(|e| Status::unauthenticated(e.to_string()))?;
+        if super::may_report(&allowed, system_id) {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!("this token may not report for system_id {system_id:?}")))
         }
     }
 }
@@ -133,7 +135,7 @@ pub fn validate_counts(r: &pb::ReportResourceCountsRequest, max: usize) -> Resul
         .collect()
 }
 
-fn internal(e: String) -> Status {
+fn internal(e: impl std::fmt::Display) -> Status {
     tracing::error!("receiver storage failed: {e}");
     Status::unavailable("storage is temporarily unavailable; retry later")
 }
@@ -144,14 +146,18 @@ impl TelemetryService for Receiver {
         &self,
         request: Request<pb::ReportBaseInformationRequest>,
     ) -> Result<Response<pb::ReportBaseInformationResponse>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request, &request.get_ref().system_id)?;
         let r = request.into_inner();
         let base = validate_base(&r)?;
         let store = self.store.clone();
-        let report_id = tokio::task::spawn_blocking(move || store.begin_report(&r.system_id, Some(&base)))
-            .await
-            .map_err(|e| internal(e.to_string()))?
-            .map_err(internal)?;
+        let stale = Utc::now().timestamp() - self.limits.report_max_age_secs;
+        let report_id = tokio::task::spawn_blocking(move || {
+            store.prune_reports(stale)?;
+            store.begin_report(&r.system_id, Some(&base))
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
         Ok(Response::new(pb::ReportBaseInformationResponse { report_id }))
     }
 
@@ -159,12 +165,12 @@ impl TelemetryService for Receiver {
         &self,
         request: Request<pb::ReportResourceCountsRequest>,
     ) -> Result<Response<pb::ReportResourceCountsResponse>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request, &request.get_ref().system_id)?;
         let r = request.into_inner();
         let counts = validate_counts(&r, self.limits.max_counts_per_request)?;
         let store = self.store.clone();
         let max_age = self.limits.report_max_age_secs;
-        let report_id = tokio::task::spawn_blocking(move || -> Result<Result<String, Status>, String> {
+        let report_id = tokio::task::spawn_blocking(move || -> Result<Result<String, Status>, StoreError> {
             let report_id = match r.report_id.as_deref().filter(|id| !id.is_empty()) {
                 None => store.begin_report(&r.system_id, None)?,
                 Some(id) => match store.report_owner(id)? {
@@ -190,7 +196,7 @@ impl TelemetryService for Receiver {
             Ok(Ok(report_id))
         })
         .await
-        .map_err(|e| internal(e.to_string()))?
+        .map_err(internal)?
         .map_err(internal)??;
         Ok(Response::new(pb::ReportResourceCountsResponse { report_id }))
     }

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS reports (
     created_at INTEGER NOT NULL,
     batches INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS reports_created_at ON reports (created_at);
 CREATE TABLE IF NOT EXISTS counts (
     system_id TEXT NOT NULL,
     instance_id TEXT NOT NULL,
@@ -69,20 +70,42 @@ CREATE TABLE IF NOT EXISTS counts (
 );
 ";
 
-fn db_error(e: rusqlite::Error) -> String {
-    format!("storage error: {e}")
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file or its folder could not be opened or created.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A statement failed.
+    #[error("storage error: {0}")]
+    Db(#[from] rusqlite::Error),
 }
 
 impl ReceiverStore {
     /// Opens (creating) the database file.
-    pub fn open(path: &Path) -> Result<ReceiverStore, String> {
+    pub fn open(path: &Path) -> Result<ReceiverStore, StoreError> {
+        let open = |path: &Path, source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| open(dir, e.into()))?;
         }
-        let conn = Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db_error)?;
-        conn.execute_batch(SCHEMA).map_err(db_error)?;
+        let conn = Connection::open(path).map_err(|e| open(path, e.into()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
         Ok(ReceiverStore { conn: Mutex::new(conn) })
+    }
+
+    /// Forgets report IDs issued before `before` (unix seconds): they are
+    /// refused as too old anyway. Counts stay. Returns how many went.
+    pub fn prune_reports(&self, before: i64) -> Result<usize, StoreError> {
+        Ok(self.lock().execute("DELETE FROM reports WHERE created_at < ?1", params![before])?)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -90,26 +113,25 @@ impl ReceiverStore {
     }
 
     /// Records base information and issues a new report ID for `system_id`.
-    pub fn begin_report(&self, system_id: &str, base: Option<&BaseInformation>) -> Result<String, String> {
+    pub fn begin_report(&self, system_id: &str, base: Option<&BaseInformation>) -> Result<String, StoreError> {
         let report_id = uuid::Uuid::new_v4().to_string();
         let now = Utc::now().timestamp();
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(db_error)?;
+        let tx = conn.transaction()?;
         match base {
             Some(base) => {
                 tx.execute(
                     "INSERT INTO systems (system_id, version, last_seen) VALUES (?1, ?2, ?3)
                      ON CONFLICT(system_id) DO UPDATE SET version = excluded.version, last_seen = excluded.last_seen",
                     params![system_id, base.version, now],
-                )
-                .map_err(db_error)?;
+                )?;
                 for i in &base.instances {
                     tx.execute(
                         "INSERT INTO instances (system_id, instance_id, domains, created_at) VALUES (?1, ?2, ?3, ?4)
                          ON CONFLICT(system_id, instance_id) DO UPDATE SET domains = excluded.domains, created_at = excluded.created_at",
                         params![system_id, i.id, serde_json::to_string(&i.domains).unwrap_or_default(), i.created_at.timestamp()],
                     )
-                    .map_err(db_error)?;
+                    ?;
                 }
             }
             None => {
@@ -117,33 +139,31 @@ impl ReceiverStore {
                     "INSERT INTO systems (system_id, last_seen) VALUES (?1, ?2)
                      ON CONFLICT(system_id) DO UPDATE SET last_seen = excluded.last_seen",
                     params![system_id, now],
-                )
-                .map_err(db_error)?;
+                )?;
             }
         }
         tx.execute(
             "INSERT INTO reports (report_id, system_id, created_at) VALUES (?1, ?2, ?3)",
             params![report_id, system_id, now],
-        )
-        .map_err(db_error)?;
-        tx.commit().map_err(db_error)?;
+        )?;
+        tx.commit()?;
         Ok(report_id)
     }
 
     /// The system a report ID belongs to and when it was issued (unix seconds).
-    pub fn report_owner(&self, report_id: &str) -> Result<Option<(String, i64)>, String> {
+    pub fn report_owner(&self, report_id: &str) -> Result<Option<(String, i64)>, StoreError> {
         self.lock()
             .query_row("SELECT system_id, created_at FROM reports WHERE report_id = ?1", params![report_id], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()
-            .map_err(db_error)
+            .map_err(StoreError::from)
     }
 
     /// Stores one batch of counts under `report_id` (upsert: never duplicates).
-    pub fn store_counts(&self, system_id: &str, report_id: &str, counts: &[ResourceCount]) -> Result<(), String> {
+    pub fn store_counts(&self, system_id: &str, report_id: &str, counts: &[ResourceCount]) -> Result<(), StoreError> {
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(db_error)?;
+        let tx = conn.transaction()?;
         {
             let mut stmt = tx
                 .prepare_cached(
@@ -153,7 +173,7 @@ impl ReceiverStore {
                        amount = excluded.amount, updated_at = excluded.updated_at, updated_nanos = excluded.updated_nanos, report_id = excluded.report_id
                      WHERE (excluded.updated_at, excluded.updated_nanos) >= (counts.updated_at, counts.updated_nanos)",
                 )
-                .map_err(db_error)?;
+                ?;
             for c in counts {
                 let parent = match c.parent_type {
                     CountParentType::Instance => 1,
@@ -170,32 +190,29 @@ impl ReceiverStore {
                     c.updated_at.timestamp(),
                     c.updated_at.timestamp_subsec_nanos(),
                     report_id
-                ])
-                .map_err(db_error)?;
+                ])?;
             }
         }
-        tx.execute("UPDATE reports SET batches = batches + 1 WHERE report_id = ?1", params![report_id])
-            .map_err(db_error)?;
+        tx.execute("UPDATE reports SET batches = batches + 1 WHERE report_id = ?1", params![report_id])?;
         tx.execute(
             "UPDATE systems SET last_seen = ?2 WHERE system_id = ?1",
             params![system_id, Utc::now().timestamp()],
-        )
-        .map_err(db_error)?;
-        tx.commit().map_err(db_error)
+        )?;
+        Ok(tx.commit()?)
     }
 
     /// Count batches stored so far (all reports).
-    pub fn batches(&self) -> Result<u64, String> {
-        self.lock().query_row("SELECT COALESCE(SUM(batches), 0) FROM reports", [], |r| r.get(0)).map_err(db_error)
+    pub fn batches(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().query_row("SELECT COALESCE(SUM(batches), 0) FROM reports", [], |r| r.get(0))?)
     }
 
     /// Reports issued so far.
-    pub fn reports(&self) -> Result<u64, String> {
-        self.lock().query_row("SELECT COUNT(*) FROM reports", [], |r| r.get(0)).map_err(db_error)
+    pub fn reports(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().query_row("SELECT COUNT(*) FROM reports", [], |r| r.get(0))?)
     }
 
     /// Every system with its instances and latest counts.
-    pub fn systems(&self) -> Result<Vec<SystemSummary>, String> {
+    pub fn systems(&self) -> Result<Vec<SystemSummary>, StoreError> {
         let conn = self.lock();
         let mut systems: Vec<SystemSummary> = conn
             .prepare("SELECT system_id, version, last_seen FROM systems ORDER BY system_id")
@@ -210,8 +227,7 @@ impl ReceiverStore {
                     })
                 })?
                 .collect()
-            })
-            .map_err(db_error)?;
+            })?;
         for s in &mut systems {
             s.instances = conn
                 .prepare("SELECT instance_id, domains FROM instances WHERE system_id = ?1 ORDER BY instance_id")
@@ -221,8 +237,7 @@ impl ReceiverStore {
                         Ok((r.get(0)?, serde_json::from_str(&domains).unwrap_or_default()))
                     })?
                     .collect()
-                })
-                .map_err(db_error)?;
+                })?;
             s.counts = conn
                 .prepare(
                     "SELECT instance_id, parent_type, parent_id, resource_name, table_name, updated_at, updated_nanos, amount
@@ -242,7 +257,7 @@ impl ReceiverStore {
                     })?
                     .collect()
                 })
-                .map_err(db_error)?;
+                ?;
         }
         Ok(systems)
     }

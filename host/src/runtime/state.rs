@@ -133,8 +133,9 @@ impl sql::Host for HostState {
             )));
         }
         let params: Vec<SqlCell> = params.into_iter().map(from_wit).collect();
-        let result =
-            sources.query(&source, &statement, &params, self.grants.query_timeout).map_err(PluginError::QueryFailed)?;
+        let result = sources
+            .query(&source, &statement, &params, self.grants.query_timeout)
+            .map_err(|e| PluginError::QueryFailed(e.to_string()))?;
         Ok(QueryResult {
             columns: result.columns,
             rows: result.rows.into_iter().map(|row| row.into_iter().map(to_wit).collect()).collect(),

@@ -41,12 +41,40 @@ pub struct WorkerConfig {
     /// (default 10000).
     #[serde(default = "default_session_timeout")]
     pub session_timeout_ms: u64,
-    /// Further librdkafka consumer settings.
+    /// Further librdkafka consumer settings — except those wasmtel sets
+    /// itself: offsets are committed only once events are delivered or
+    /// dead-lettered, so `enable.auto.commit` and
+    /// `enable.auto.offset.store` are refused, as are `group.id` and
+    /// `bootstrap.servers` (own keys here).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
     /// A Loki sink the worker delivers to, besides any `[[sinks]]`.
     #[serde(default)]
     pub loki: Option<crate::sinks::loki::LokiConfig>,
+}
+
+/// Consumer properties wasmtel sets itself, and why.
+const CONSUMER_RESERVED: &[(&str, &str)] = &[
+    ("enable.auto.commit", "offsets are committed only once events are delivered or dead-lettered"),
+    ("enable.auto.offset.store", "offsets are stored only once events are delivered or dead-lettered"),
+    ("group.id", "set `group_id` instead"),
+    ("bootstrap.servers", "set `brokers` instead"),
+    ("metadata.broker.list", "set `brokers` instead"),
+    ("session.timeout.ms", "set `session_timeout_ms` instead"),
+];
+
+impl WorkerConfig {
+    /// Checks `properties` and ranges (`file` names the config in errors).
+    pub fn validate(&self, file: &std::path::Path) -> Result<(), crate::config::ConfigError> {
+        if !(1_000..=3_600_000).contains(&self.session_timeout_ms) {
+            return Err(crate::config::ConfigError::new(
+                file,
+                "worker.session_timeout_ms",
+                format!("found {}, expected 1000 to 3600000", self.session_timeout_ms),
+            ));
+        }
+        crate::sinks::kafka::config::check_properties(file, "worker", &self.properties, CONSUMER_RESERVED, |_, _| None)
+    }
 }
 
 fn default_group() -> String {

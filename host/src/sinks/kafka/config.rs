@@ -48,9 +48,73 @@ pub struct KafkaConfig {
     /// counted and replayable, so the other sinks go on).
     #[serde(default)]
     pub when_full: crate::config::WhenFull,
-    /// Further librdkafka settings, passed through.
+    /// Further librdkafka settings, passed through — except those that
+    /// would weaken delivery (`acks` other than `all`, idempotence off,
+    /// `max.in.flight.requests.per.connection` above 5, `retries = 0`) or
+    /// that have their own key here, which are refused when the config is
+    /// loaded.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+}
+
+/// librdkafka producer properties wasmtel sets itself, and why.
+const PRODUCER_RESERVED: &[(&str, &str)] = &[
+    ("bootstrap.servers", "set `brokers` instead"),
+    ("metadata.broker.list", "set `brokers` instead"),
+    ("compression.type", "set `compression` instead"),
+    ("compression.codec", "set `compression` instead"),
+    ("linger.ms", "set `linger_ms` instead"),
+    ("queue.buffering.max.ms", "set `linger_ms` instead"),
+    ("batch.size", "set `batch_bytes` instead"),
+    ("message.timeout.ms", "set `delivery_timeout_ms` instead"),
+    ("delivery.timeout.ms", "set `delivery_timeout_ms` instead"),
+    ("transactional.id", "wasmtel does not use Kafka transactions"),
+];
+
+/// Refuses `properties` entries that are reserved (`reserved`: key and
+/// what to do instead) or fail `weakens` (which says why a value would
+/// weaken delivery); `section` is the key path of the table.
+pub(crate) fn check_properties(
+    file: &std::path::Path,
+    section: &str,
+    properties: &BTreeMap<String, String>,
+    reserved: &[(&str, &str)],
+    weakens: impl Fn(&str, &str) -> Option<&'static str>,
+) -> Result<(), crate::config::ConfigError> {
+    for (key, value) in properties {
+        let path = format!("{section}.properties.{key:?}");
+        if let Some((_, instead)) = reserved.iter().find(|(k, _)| k.eq_ignore_ascii_case(key.trim())) {
+            return Err(crate::config::ConfigError::new(file, path, format!("wasmtel sets {key} itself: {instead}")));
+        }
+        if let Some(why) = weakens(&key.trim().to_ascii_lowercase(), value.trim()) {
+            return Err(crate::config::ConfigError::new(file, path, format!("found {value:?}: {why}")));
+        }
+    }
+    Ok(())
+}
+
+/// Why a producer property value would weaken "counted only once the
+/// broker has it", if it would.
+fn producer_weakens(key: &str, value: &str) -> Option<&'static str> {
+    match key {
+        "acks" | "request.required.acks" | "topic.request.required.acks"
+            if !matches!(value.to_ascii_lowercase().as_str(), "all" | "-1") =>
+        {
+            Some("expected `all` (or -1): every in-sync replica must have an event before it counts as delivered")
+        }
+        "enable.idempotence" if !value.eq_ignore_ascii_case("true") => {
+            Some("expected `true`: without idempotence a retried send can duplicate or reorder events")
+        }
+        "max.in.flight.requests.per.connection" | "max.in.flight"
+            if !value.parse::<u32>().is_ok_and(|n| (1..=5).contains(&n)) =>
+        {
+            Some("expected 1 to 5: more in-flight requests break the idempotent producer's ordering guarantee")
+        }
+        "retries" | "message.send.max.retries" if value.parse::<u64>().is_ok_and(|n| n == 0) => {
+            Some("expected at least 1: with no retries a broker hiccup fails events that could have been delivered")
+        }
+        _ => None,
+    }
 }
 
 fn default_name() -> String {
@@ -70,6 +134,19 @@ fn default_delivery_timeout() -> u64 {
 }
 
 impl KafkaConfig {
+    /// Checks `properties` (see there); `section` is this sink's key path,
+    /// e.g. `sinks[0]`.
+    pub fn validate(&self, file: &std::path::Path, section: &str) -> Result<(), crate::config::ConfigError> {
+        if self.linger_ms > 900_000 || self.batch_bytes == 0 || self.delivery_timeout_ms == 0 {
+            return Err(crate::config::ConfigError::new(
+                file,
+                format!("{section}.linger_ms"),
+                "expected linger_ms up to 900000, batch_bytes and delivery_timeout_ms of at least 1",
+            ));
+        }
+        check_properties(file, section, &self.properties, PRODUCER_RESERVED, producer_weakens)
+    }
+
     /// The librdkafka producer settings: `acks=all` and idempotence always on.
     pub fn client_config(&self) -> rdkafka::ClientConfig {
         let mut c = rdkafka::ClientConfig::new();

@@ -8,7 +8,7 @@
 //! back for a retry (the event stays in the redacted log meanwhile); one the
 //! broker refuses for good (a message too large, say) is dead-lettered.
 
-mod config;
+pub(crate) mod config;
 
 use std::time::Duration;
 

@@ -97,6 +97,33 @@ pub struct LokiConfig {
     pub retry: RetryPolicy,
 }
 
+/// Most hours `reject_older_than_hours` may be (ten years).
+const MAX_AGE_HOURS: u64 = 87_600;
+
+impl LokiConfig {
+    /// Checks ranges (`section` is this sink's key path, e.g. `sinks[1]`):
+    /// no value can make a push loop, overflow or wait forever.
+    pub fn validate(&self, file: &std::path::Path, section: &str) -> Result<(), crate::config::ConfigError> {
+        let ranges = [
+            ("batch_max_events", self.batch_max_events as u64, 1_000_000),
+            ("batch_max_bytes", self.batch_max_bytes as u64, 1 << 30),
+            ("max_line_bytes", self.max_line_bytes as u64, 1 << 30),
+            ("reject_older_than_hours", self.reject_older_than_hours, MAX_AGE_HOURS),
+            ("timeout_ms", self.timeout_ms, 3_600_000),
+        ];
+        for (key, value, max) in ranges {
+            if value == 0 || value > max {
+                return Err(crate::config::ConfigError::new(
+                    file,
+                    format!("{section}.{key}"),
+                    format!("found {value}, expected 1 to {max}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn default_name() -> String {
     "loki".into()
 }

@@ -4,7 +4,6 @@
 //! are on disk (group commit); `RESOURCE_EXHAUSTED` when the log is full;
 //! `UNAVAILABLE` while a stage has failed or the disk refuses.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -18,6 +17,7 @@ use crate::event::{Event, Record, valid_id};
 use crate::log::{Log, LogError};
 use crate::proto::ingest as pb;
 use crate::proto::ingest::telemetry_service_server::TelemetryService;
+use crate::security::tokens::Tokens;
 use crate::topology::health::Health;
 
 /// The name ingest reports its own health under.
@@ -30,10 +30,22 @@ pub struct Ingest {
     health: Arc<Health>,
     max_batch: usize,
     limits: EventLimits,
-    /// Bearer token → organization id; empty = no authentication.
-    tokens: Arc<BTreeMap<String, String>>,
+    /// Bearer token → organization id; `None` = no authentication.
+    tokens: Option<Arc<Tokens>>,
     /// KiB of request metadata being parsed right now (bounds memory).
     inflight: Arc<tokio::sync::Semaphore>,
+    counters: Arc<Counters>,
+}
+
+/// What the gRPC port turned away or could not record, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Calls without an accepted token (not recorded as request telemetry).
+    pub unauthenticated: std::sync::atomic::AtomicU64,
+    /// Calls to a method this server does not serve (not recorded).
+    pub unknown_method: std::sync::atomic::AtomicU64,
+    /// Request-telemetry events dropped (queue full or log refused).
+    pub telemetry_dropped: std::sync::atomic::AtomicU64,
 }
 
 /// KiB of request metadata parsed at once, across all requests (64 MiB):
@@ -61,15 +73,16 @@ impl Ingest {
         health: Arc<Health>,
         max_batch: usize,
         limits: EventLimits,
-        tokens: BTreeMap<String, String>,
+        tokens: Option<Arc<Tokens>>,
     ) -> Ingest {
         Ingest {
             raw,
             health,
             max_batch,
             limits,
-            tokens: Arc::new(tokens),
+            tokens,
             inflight: Arc::new(tokio::sync::Semaphore::new(INFLIGHT_KIB)),
+            counters: Arc::default(),
         }
     }
 
@@ -80,18 +93,19 @@ impl Ingest {
 
     /// The organization the caller's token stands for (`None` without auth).
     pub fn authorize(&self, metadata: &MetadataMap) -> Result<Option<String>, Status> {
-        if self.tokens.is_empty() {
-            return Ok(None);
-        }
-        let header = metadata.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-        let token = header
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <token>` metadata"))?;
-        self.tokens
-            .get(token)
-            .cloned()
-            .map(Some)
-            .ok_or_else(|| Status::unauthenticated("the bearer token is not accepted"))
+        let Some(tokens) = &self.tokens else { return Ok(None) };
+        let header = metadata.get("authorization").and_then(|v| v.to_str().ok());
+        tokens.authorize(header).map(Some).map_err(|e| Status::unauthenticated(e.to_string()))
+    }
+
+    /// What the port turned away or could not record.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// The accepted tokens (`None` = no authentication).
+    pub fn tokens(&self) -> Option<&Arc<Tokens>> {
+        self.tokens.as_ref()
     }
 
     /// Validates and durably accepts `events`; `field` names them in errors.

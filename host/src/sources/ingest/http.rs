@@ -206,10 +206,39 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     gauge("wasmtel_sink_lag_events", "Events in the redacted log a sink has not taken yet.", &lag);
     let ready = u64::from(state.health.ready().is_ok());
     gauge("wasmtel_ready", "1 while every stage works.", &[(String::new(), ready)]);
-    let tails = crate::metrics::LOG_TAILS_CUT.load(std::sync::atomic::Ordering::Relaxed);
-    let _ = writeln!(
-        out,
-        "# HELP wasmtel_log_torn_tails_total Torn log tails cut when a log was opened.\n# TYPE wasmtel_log_torn_tails_total counter\nwasmtel_log_torn_tails_total {tails}"
-    );
+    let c = state.ingest.counters();
+    let tokens = state.ingest.tokens();
+    let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+    let counters = [
+        (
+            "wasmtel_log_torn_tails_total",
+            "Torn log tails cut when a log was opened.",
+            load(&crate::metrics::LOG_TAILS_CUT),
+        ),
+        (
+            "wasmtel_ingest_unauthenticated_calls_total",
+            "gRPC calls without an accepted token (not recorded).",
+            load(&c.unauthenticated),
+        ),
+        (
+            "wasmtel_ingest_unknown_method_calls_total",
+            "gRPC calls to methods not served (not recorded).",
+            load(&c.unknown_method),
+        ),
+        (
+            "wasmtel_request_telemetry_dropped_total",
+            "Request-telemetry events dropped (queue full or log refused).",
+            load(&c.telemetry_dropped),
+        ),
+        ("wasmtel_token_reloads_total", "Reloads of a changed tokens_file.", tokens.map_or(0, |t| t.reloads())),
+        (
+            "wasmtel_token_reload_failures_total",
+            "Failed reloads of tokens_file (old tokens kept).",
+            tokens.map_or(0, |t| t.reload_failures()),
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    }
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }

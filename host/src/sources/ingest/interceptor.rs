@@ -2,39 +2,95 @@
 //! becomes a `grpc_request` event (`source = grpc_interceptor`, metadata
 //! `{full_method, status_code, duration_ms, client_ip}`, and the caller's
 //! organization when it authenticated), appended to the raw log like any
-//! other event, after the RPC has answered. It never fails or delays the
-//! RPC: when the log refuses, the event is dropped and logged. Methods on the skip list (default: the
-//! health check) are not recorded.
+//! other event, after the RPC has answered.
+//!
+//! Only calls that authenticated (when tokens are configured) and reached a
+//! method this server serves are recorded; the others are counted
+//! so that nobody without a token
+//! can write into the log. Recording never fails or delays the RPC: events
+//! wait in a bounded queue (1024) that one task appends in batches (group
+//! commit); when the queue is full or the log refuses, the event is dropped
+//! and counted. Methods on the skip list (default: the health check) are
+//! not recorded. The counters are [`super::grpc::Counters`].
 
-use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use chrono::Utc;
 use serde_json::json;
-use tonic::transport::server::TcpConnectInfo;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use super::grpc::Ingest;
 use crate::event::{Event, Record};
+use crate::security::tokens::Tokens;
 
 /// Default skip list.
 pub const DEFAULT_SKIP: &[&str] = &["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"];
+
+/// The methods `wasmtel serve` serves on its gRPC port.
+pub const SERVED: &[&str] = &[
+    "/wasmtel.ingest.v1.TelemetryService/EmitTelemetryEvent",
+    "/wasmtel.ingest.v1.TelemetryService/BatchEmitTelemetry",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+];
+
+/// Request-telemetry events waiting to be appended, at most.
+const QUEUE: usize = 1024;
+/// Events appended at once, at most.
+const BATCH: usize = 256;
 
 /// The layer.
 #[derive(Clone)]
 pub struct RequestTelemetry {
     enabled: bool,
-    ingest: Ingest,
     skip: Arc<Vec<String>>,
-    tokens: Arc<BTreeMap<String, String>>,
+    tokens: Option<Arc<Tokens>>,
+    queue: tokio::sync::mpsc::Sender<Record>,
+    counters: Arc<super::grpc::Counters>,
 }
 
 impl RequestTelemetry {
-    /// Records through `ingest` (when `enabled`), except methods in `skip`.
-    pub fn new(enabled: bool, ingest: Ingest, skip: Vec<String>, tokens: BTreeMap<String, String>) -> RequestTelemetry {
-        RequestTelemetry { enabled, ingest, skip: Arc::new(skip), tokens: Arc::new(tokens) }
+    /// Records through `ingest` (when `enabled`), except methods in `skip`;
+    /// with `tokens`, only calls that present an accepted token. Spawns the
+    /// task that appends; it ends when the last layer is dropped.
+    pub fn new(enabled: bool, ingest: Ingest, skip: Vec<String>, tokens: Option<Arc<Tokens>>) -> RequestTelemetry {
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<Record>(QUEUE);
+        let counters = Arc::clone(ingest.counters());
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while rx.recv_many(&mut batch, BATCH).await > 0 {
+                let n = batch.len() as u64;
+                if let Err(e) = ingest.append(std::mem::take(&mut batch)).await {
+                    ingest.counters().telemetry_dropped.fetch_add(n, Ordering::Relaxed);
+                    tracing::warn!(events = n, "request telemetry dropped ({})", e.message());
+                }
+            }
+        });
+        RequestTelemetry { enabled, skip: Arc::new(skip), tokens, queue, counters }
+    }
+
+    /// The organization to record a call under, or `None` when the call is
+    /// not to be recorded (counted instead).
+    fn admit(&self, method: &str, authorization: Option<&str>) -> Option<String> {
+        if !SERVED.contains(&method) {
+            self.counters.unknown_method.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        match &self.tokens {
+            None => Some(String::new()),
+            Some(tokens) => match tokens.authorize(authorization) {
+                Ok(org) => Some(org),
+                Err(_) => {
+                    self.counters.unauthenticated.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            },
+        }
     }
 }
 
@@ -71,18 +127,16 @@ where
         if !self.telemetry.enabled || self.telemetry.skip.contains(&method) {
             return Box::pin(self.inner.call(request));
         }
-        let client_ip = request
-            .extensions()
+        let authorization = request.headers().get("authorization").and_then(|v| v.to_str().ok());
+        let Some(org) = self.telemetry.admit(&method, authorization) else {
+            return Box::pin(self.inner.call(request));
+        };
+        let extensions = request.extensions();
+        let client_ip = extensions
             .get::<TcpConnectInfo>()
+            .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().map(|i| i.get_ref()))
             .and_then(|i| i.remote_addr())
             .map(|a| a.ip().to_string())
-            .unwrap_or_default();
-        let org = request
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .and_then(|t| self.telemetry.tokens.get(t).cloned())
             .unwrap_or_default();
         let started = Instant::now();
         let telemetry = self.telemetry.clone();
@@ -119,11 +173,9 @@ where
                 .unwrap_or_default(),
             };
             let record = Record { id: crate::event::new_id(), event };
-            tokio::spawn(async move {
-                if let Err(e) = telemetry.ingest.append(vec![record]).await {
-                    tracing::warn!("request telemetry dropped ({})", e.message());
-                }
-            });
+            if telemetry.queue.try_send(record).is_err() {
+                telemetry.counters.telemetry_dropped.fetch_add(1, Ordering::Relaxed);
+            }
             response
         })
     }

@@ -7,14 +7,14 @@
 //! answers `RESOURCE_EXHAUSTED`; a failed stage `UNAVAILABLE` (and health
 //! says `NOT_SERVING`). Also serves `grpc.health.v1` and server reflection,
 //! with per-request deadlines, message size and concurrent stream limits,
-//! optional TLS, the request-telemetry [`interceptor`], and [`http`] (JSON
+//! optional TLS (also on HTTP, optionally with client certificates),
+//! bearer tokens ([`crate::security::tokens`]), the request-telemetry [`interceptor`], and [`http`] (JSON
 //! ingest, `/metrics`, `/health`, `/ready`).
 
 pub mod grpc;
 pub mod http;
 pub mod interceptor;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use tonic::transport::Server;
 
 use crate::config::{ConfigError, LoadedConfig};
 use crate::proto::ingest::telemetry_service_server::TelemetryServiceServer;
+use crate::security::tokens::Tokens;
 use crate::topology::{Mode, Topology};
 
 /// `[ingest]` settings.
@@ -37,9 +38,14 @@ pub struct IngestConfig {
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
     /// Environment variable with accepted tokens, `token=org_id` pairs
-    /// separated by commas; unset = no authentication.
+    /// separated by commas. With neither this nor `tokens_file` set, ingest
+    /// needs no authentication (default).
     #[serde(default)]
     pub tokens_env: Option<String>,
+    /// File with accepted tokens, `token=org_id` per line (or separated by
+    /// commas), re-read within a second of a change; unset by default.
+    #[serde(default)]
+    pub tokens_file: Option<std::path::PathBuf>,
     /// Deprecated: the same as `[log] max_events` (most events waiting),
     /// which it sets when given.
     #[serde(default)]
@@ -63,12 +69,64 @@ pub struct IngestConfig {
     /// unset = no HTTP listener.
     #[serde(default)]
     pub http_listen: Option<String>,
-    /// PEM certificate chain for TLS (with `tls_key`).
+    /// PEM certificate chain for TLS on the gRPC and HTTP listeners (with
+    /// `tls_key`; neither = plaintext, the default).
     #[serde(default)]
     pub tls_cert: Option<std::path::PathBuf>,
-    /// PEM private key for TLS.
+    /// PEM private key for TLS (with `tls_cert`).
     #[serde(default)]
     pub tls_key: Option<std::path::PathBuf>,
+    /// PEM CA certificates: when set, clients must present a certificate
+    /// issued by one of them (mutual TLS) on both listeners; unset = no
+    /// client certificates asked for.
+    #[serde(default)]
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+impl IngestConfig {
+    /// Makes relative paths relative to `base`.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        for p in
+            [&mut self.tls_cert, &mut self.tls_key, &mut self.client_ca, &mut self.tokens_file].into_iter().flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    /// Checks ranges and keys that need each other (`file` names the config
+    /// in errors).
+    pub fn validate(&self, file: &std::path::Path) -> Result<(), ConfigError> {
+        let positive = [
+            ("ingest.max_batch", self.max_batch as u64, 100_000),
+            ("ingest.max_message_bytes", self.max_message_bytes as u64, 1 << 30),
+            ("ingest.request_timeout_ms", self.request_timeout_ms, 3_600_000),
+            ("ingest.max_concurrent_streams", u64::from(self.max_concurrent_streams), 1 << 20),
+        ];
+        for (key, value, max) in positive {
+            if value == 0 || value > max {
+                return Err(ConfigError::new(file, key, format!("found {value}, expected 1 to {max}")));
+            }
+        }
+        self.tls(file).map(|_| ())
+    }
+
+    /// The listeners' TLS files, checked (`None` = plaintext).
+    pub fn tls(&self, file: &std::path::Path) -> Result<Option<crate::security::tls::TlsFiles>, ConfigError> {
+        crate::security::tls::TlsFiles::from_config(
+            file,
+            "ingest",
+            self.tls_cert.as_ref(),
+            self.tls_key.as_ref(),
+            self.client_ca.as_ref(),
+        )
+    }
+
+    /// Where the accepted tokens come from.
+    pub fn token_sources(&self) -> crate::security::tokens::TokenSources {
+        crate::security::tokens::TokenSources { env: self.tokens_env.clone(), file: self.tokens_file.clone() }
+    }
 }
 
 fn yes() -> bool {
@@ -92,20 +150,6 @@ fn default_timeout() -> u64 {
 }
 fn default_streams() -> u32 {
     256
-}
-
-/// Parses `token=org,token2=org2`.
-pub fn parse_tokens(text: &str) -> Result<BTreeMap<String, String>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            pair.split_once('=')
-                .map(|(t, o)| (t.trim().to_string(), o.trim().to_string()))
-                .filter(|(t, o)| !t.is_empty() && !o.is_empty())
-                .ok_or_else(|| "expected token=org_id pairs separated by commas".to_string())
-        })
-        .collect()
 }
 
 /// Serves on `listener` until `shutdown` completes, then lets the sinks
@@ -133,15 +177,8 @@ pub(crate) async fn serve_plan(
         .ingest
         .clone()
         .ok_or_else(|| ConfigError::new(file, "ingest", "`wasmtel serve` needs an [ingest] section"))?;
-    let tokens = match &config.tokens_env {
-        Some(var) => {
-            let text = std::env::var(var).map_err(|_| {
-                ConfigError::new(file, "ingest.tokens_env", format!("the environment variable {var} is not set"))
-            })?;
-            parse_tokens(&text).map_err(|e| ConfigError::new(file, "ingest.tokens_env", format!("{var}: {e}")))?
-        }
-        None => BTreeMap::new(),
-    };
+    let tokens = Tokens::load(file, "ingest", &config.token_sources(), "an org_id")?;
+    let tls = config.tls(file)?;
     let topology = Topology::open(plan, Mode::Serve)?;
     let raw = Arc::clone(topology.raw().expect("serve has a raw log"));
     let health = Arc::clone(topology.health());
@@ -173,11 +210,23 @@ pub(crate) async fn serve_plan(
             redacted: Arc::clone(topology.redacted()),
         });
         let done = stopped(stop_rx.clone());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(done).await {
-                tracing::error!("the HTTP listener stopped: {e}");
+        match &tls {
+            Some(tls) => {
+                let listener = crate::security::tls::TlsListener::new(listener, tls.rustls()?)?;
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(done).await {
+                        tracing::error!("the HTTPS listener stopped: {e}");
+                    }
+                });
             }
-        });
+            None => {
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(done).await {
+                        tracing::error!("the HTTP listener stopped: {e}");
+                    }
+                });
+            }
+        }
     }
     let service = TelemetryServiceServer::new(ingest)
         .max_decoding_message_size(config.max_message_bytes)
@@ -189,14 +238,8 @@ pub(crate) async fn serve_plan(
         .build_v1()
         .context("cannot build the reflection service")?;
     let mut builder = Server::builder();
-    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
-        let cert = std::fs::read(cert).with_context(|| format!("cannot read tls_cert {}", cert.display()))?;
-        let key = std::fs::read(key).with_context(|| format!("cannot read tls_key {}", key.display()))?;
-        builder = builder
-            .tls_config(
-                tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key)),
-            )
-            .context("invalid TLS settings")?;
+    if let Some(tls) = &tls {
+        builder = builder.tls_config(tls.tonic()?).context("invalid TLS settings")?;
     }
     let server = builder
         .timeout(Duration::from_millis(config.request_timeout_ms))

@@ -48,6 +48,10 @@ pub fn build(config: &ZitadelConfig) -> anyhow::Result<Client> {
         if let Some(domain) = &config.tls_domain {
             tls = tls.domain_name(domain.clone());
         }
+        if let (Some(cert), Some(key)) = (&config.tls_client_cert, &config.tls_client_key) {
+            let read = |p: &std::path::Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+            tls = tls.identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
+        }
         endpoint = endpoint.tls_config(tls).context("invalid TLS settings")?;
     }
     let mut metadata = MetadataMap::new();

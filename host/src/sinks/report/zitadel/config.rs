@@ -33,6 +33,13 @@ pub struct ZitadelConfig {
     /// Server name to verify, when it differs from the endpoint's host.
     #[serde(default)]
     pub tls_domain: Option<String>,
+    /// PEM client certificate chain for a receiver that asks for one
+    /// (mutual TLS; with `tls_client_key`).
+    #[serde(default)]
+    pub tls_client_cert: Option<PathBuf>,
+    /// PEM private key of `tls_client_cert`.
+    #[serde(default)]
+    pub tls_client_key: Option<PathBuf>,
     /// Environment variable holding a bearer token sent as `authorization`.
     #[serde(default)]
     pub bearer_token_env: Option<String>,
