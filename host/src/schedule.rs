@@ -22,9 +22,18 @@ pub enum Schedule {
 
 const HINT: &str = "expected \"every 24h\", \"daily at 02:00\" or \"cron 0 2 * * *\"";
 
+/// A schedule expression that cannot be parsed; says what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ScheduleError(pub String);
+
 impl Schedule {
     /// Parses a schedule expression; the error says what is accepted.
-    pub fn parse(text: &str) -> Result<Schedule, String> {
+    pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
+        Schedule::parse_text(text).map_err(ScheduleError)
+    }
+
+    fn parse_text(text: &str) -> Result<Schedule, String> {
         let text = text.trim();
         if let Some(rest) = text.strip_prefix("every ") {
             let interval = parse_duration(rest.trim()).ok_or_else(|| {
@@ -44,10 +53,10 @@ impl Schedule {
                 (Ok(h), Ok(m)) if h < 24 && m < 60 => (h, m),
                 _ => return Err(format!("expected HH:MM (00:00 to 23:59) after \"daily at\", found {rest:?}")),
             };
-            return Cron::parse(&format!("{m} {h} * * *")).map(Schedule::Cron);
+            return Cron::parse_text(&format!("{m} {h} * * *")).map(Schedule::Cron);
         }
         if let Some(rest) = text.strip_prefix("cron ") {
-            return Cron::parse(rest).map(Schedule::Cron);
+            return Cron::parse_text(rest).map(Schedule::Cron);
         }
         Err(format!("{HINT}, found {text:?}"))
     }
@@ -83,7 +92,11 @@ pub struct Cron {
 
 impl Cron {
     /// Parses `min hour dom month dow`.
-    pub fn parse(expr: &str) -> Result<Cron, String> {
+    pub fn parse(expr: &str) -> Result<Cron, ScheduleError> {
+        Cron::parse_text(expr).map_err(ScheduleError)
+    }
+
+    fn parse_text(expr: &str) -> Result<Cron, String> {
         let fields: Vec<&str> = expr.split_whitespace().collect();
         let [min, hour, dom, month, dow] = fields[..] else {
             return Err(format!(
@@ -252,11 +265,11 @@ mod tests {
     #[test]
     fn rejects_garbage_with_a_hint() {
         let err = Schedule::parse("daily").unwrap_err();
-        assert!(err.contains("every 24h") && err.contains("daily at 02:00"), "{err}");
+        assert!(err.0.contains("every 24h") && err.0.contains("daily at 02:00"), "{err}");
         assert!(Schedule::parse("every 5 parsecs").is_err());
         assert!(Schedule::parse("every 0s").is_err());
         assert!(Schedule::parse("daily at 25:00").is_err());
-        assert!(Schedule::parse("cron 60 * * * *").unwrap_err().contains("minute"));
-        assert!(Schedule::parse("cron * * *").unwrap_err().contains("five fields"));
+        assert!(Schedule::parse("cron 60 * * * *").unwrap_err().0.contains("minute"));
+        assert!(Schedule::parse("cron * * *").unwrap_err().0.contains("five fields"));
     }
 }

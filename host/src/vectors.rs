@@ -36,8 +36,17 @@ pub struct VectorReport {
     pub failures: Vec<Mismatch>,
 }
 
+/// A vector file that cannot be run: which line and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct VectorFileError(pub String);
+
 /// Runs every case in `text` (JSONL) against `redactor`.
-pub fn run(redactor: Arc<dyn FindingSource>, text: &str) -> Result<VectorReport, String> {
+pub fn run(redactor: Arc<dyn FindingSource>, text: &str) -> Result<VectorReport, VectorFileError> {
+    run_text(redactor, text).map_err(VectorFileError)
+}
+
+fn run_text(redactor: Arc<dyn FindingSource>, text: &str) -> Result<VectorReport, String> {
     let chain = RedactionChain::new(vec![redactor]);
     let mut batch = Packed::default();
     let mut report = VectorReport::default();

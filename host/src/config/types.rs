@@ -64,6 +64,9 @@ pub struct Config {
     /// How the stages run.
     #[serde(default)]
     pub pipeline: PipelineConfig,
+    /// How much of the audit trail is kept.
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
 }
 
 /// `[log]`: bounds of each of the two durable logs (raw events waiting for
@@ -623,6 +626,7 @@ impl Config {
         if let Some(receiver) = &self.receiver {
             receiver.validate(file)?;
         }
+        self.audit.validate(file)?;
         for (name, source) in &self.data_sources {
             source.validate(file, &format!("data_sources.{name}"))?;
         }
@@ -747,7 +751,7 @@ impl Config {
                 }
             }
             crate::schedule::Schedule::parse(&c.schedule)
-                .map_err(|e| ConfigError::new(file, format!("{key}.schedule"), e))?;
+                .map_err(|e| ConfigError::new(file, format!("{key}.schedule"), e.0))?;
             check_limits(file, &key, &c.limits.apply(self.limits))?;
             check_pin(file, &key, c.sha256.as_deref())?;
         }

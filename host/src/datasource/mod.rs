@@ -91,7 +91,7 @@ impl DataSources {
             match source {
                 DataSource::Sqlite { path, seed_sql, max_rows, max_bytes } => {
                     let opened = SqliteSource::open(path, seed_sql.as_deref(), *max_rows, *max_bytes)
-                        .map_err(|e| ConfigError::new(file, format!("data_sources.{name}.path"), e))?;
+                        .map_err(|e| ConfigError::new(file, format!("data_sources.{name}.path"), e.0))?;
                     sqlite.insert(name.clone(), opened);
                 }
             }

@@ -10,6 +10,11 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::{QueryError, Rows, SqlCell};
 
+/// A database that cannot be opened or seeded: which file and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct OpenError(pub String);
+
 /// SQLite VM steps between two deadline checks.
 const PROGRESS_STEPS: i32 = 1000;
 
@@ -24,7 +29,11 @@ impl SqliteSource {
     /// Opens `path` read-only. If the file does not exist and `seed` is given,
     /// the database is first created from that SQL script. Queries return
     /// at most `max_rows` rows and `max_bytes` bytes.
-    pub fn open(path: &Path, seed: Option<&Path>, max_rows: usize, max_bytes: u64) -> Result<SqliteSource, String> {
+    pub fn open(path: &Path, seed: Option<&Path>, max_rows: usize, max_bytes: u64) -> Result<SqliteSource, OpenError> {
+        SqliteSource::open_text(path, seed, max_rows, max_bytes).map_err(OpenError)
+    }
+
+    fn open_text(path: &Path, seed: Option<&Path>, max_rows: usize, max_bytes: u64) -> Result<SqliteSource, String> {
         if !path.exists() {
             let Some(seed) = seed else {
                 return Err(format!(
@@ -206,19 +215,21 @@ mod tests {
         let (_dir, db) = seeded();
         let many = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 1001) SELECT x FROM c";
         assert_eq!(db.query(many, &[], Duration::from_secs(5)).unwrap_err(), QueryError::TooManyRows(1000));
-        let wide = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 20) SELECT zeroblob(5000) FROM c";
+        let wide =
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 20) SELECT zeroblob(5000) FROM c";
         assert_eq!(db.query(wide, &[], Duration::from_secs(5)).unwrap_err(), QueryError::TooManyBytes(65536));
         // A single value larger than the budget is refused by SQLite itself,
         // before it is built.
         let err = db.query("SELECT zeroblob(900000000)", &[], Duration::from_secs(5)).unwrap_err();
         assert_eq!(err, QueryError::TooManyBytes(65536));
-        let fits = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 10) SELECT zeroblob(5000) FROM c";
+        let fits =
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 10) SELECT zeroblob(5000) FROM c";
         assert_eq!(db.query(fits, &[], Duration::from_secs(5)).unwrap().rows.len(), 10);
     }
 
     #[test]
     fn missing_file_without_seed_says_what_to_do() {
         let err = SqliteSource::open(Path::new("/nonexistent/x.db"), None, 10, 4096).err().unwrap();
-        assert!(err.contains("seed_sql"), "{err}");
+        assert!(err.0.contains("seed_sql"), "{err}");
     }
 }

@@ -86,13 +86,14 @@ pub struct LimitError {
     pub message: String,
 }
 
+/// A timestamp outside the years RFC 3339 can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("year {0} is outside 1 to 9999 (RFC 3339 cannot write it)")]
+pub struct YearOutOfRange(pub i32);
+
 /// Checks that `t` is in the years 1 to 9999 (what RFC 3339 can write).
-pub fn check_time(t: DateTime<Utc>) -> Result<(), String> {
-    if (1..=9999).contains(&t.year()) {
-        Ok(())
-    } else {
-        Err(format!("year {} is outside 1 to 9999 (RFC 3339 cannot write it)", t.year()))
-    }
+pub fn check_time(t: DateTime<Utc>) -> Result<(), YearOutOfRange> {
+    if (1..=9999).contains(&t.year()) { Ok(()) } else { Err(YearOutOfRange(t.year())) }
 }
 
 impl EventLimits {
@@ -118,7 +119,7 @@ impl EventLimits {
     pub fn check(&self, event: &Event) -> Result<(), LimitError> {
         let err = |field: &str, message: String| Err(LimitError { field: field.to_string(), message });
         if let Err(e) = check_time(event.created_at) {
-            return err("createdAt", e);
+            return err("createdAt", e.to_string());
         }
         let mut size = 64;
         for ((name, _), value) in STRING_FIELDS.iter().zip(event.string_fields()) {

@@ -113,15 +113,44 @@ pub fn id_part(text: &str, max: usize) -> String {
     if out.is_empty() { "_".into() } else { out }
 }
 
+/// Why an input could not become an [`Event`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// The text is not JSON.
+    #[error("not valid JSON: {0}")]
+    Json(String),
+    /// The JSON is not an object.
+    #[error("expected a JSON object per event")]
+    NotObject,
+    /// A field has the wrong type or value.
+    #[error("field `{field}`: {message}")]
+    Field {
+        /// The field's JSON name.
+        field: &'static str,
+        /// What was expected and found.
+        message: String,
+    },
+    /// Top-level fields the event model does not have (`unknown_fields =
+    /// "reject"`).
+    #[error(
+        "unknown top-level field(s) {0}: expected only the event fields (orgId, userId, deviceId, sessionId, eventType, source, createdAt, metadata)"
+    )]
+    Unknown(String),
+}
+
+fn field_error(field: &'static str, message: String) -> EventError {
+    EventError::Field { field, message }
+}
+
 /// Takes an `id` field out of an input object, if it has a usable one.
-pub fn take_id(object: &mut Map<String, Value>) -> Result<Option<String>, String> {
+pub fn take_id(object: &mut Map<String, Value>) -> Result<Option<String>, EventError> {
     match object.remove("id") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(id)) if valid_id(&id) => Ok(Some(id)),
         Some(Value::String(_)) => {
-            Err(format!("field `id`: expected 1 to {MAX_ID_BYTES} characters of [A-Za-z0-9._:@/+=-]"))
+            Err(field_error("id", format!("expected 1 to {MAX_ID_BYTES} characters of [A-Za-z0-9._:@/+=-]")))
         }
-        Some(other) => Err(format!("field `id`: expected a string, found {}", kind(&other))),
+        Some(other) => Err(field_error("id", format!("expected a string, found {}", kind(&other)))),
     }
 }
 
@@ -154,8 +183,8 @@ impl Event {
     }
 
     /// Parses one JSON line. `now` fills a missing `createdAt`.
-    pub fn from_json_line(line: &str, unknown: UnknownFields, now: DateTime<Utc>) -> Result<Event, String> {
-        let value: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+    pub fn from_json_line(line: &str, unknown: UnknownFields, now: DateTime<Utc>) -> Result<Event, EventError> {
+        let value: Value = serde_json::from_str(line).map_err(|e| EventError::Json(e.to_string()))?;
         Event::from_json(value, unknown, now)
     }
 
@@ -165,19 +194,19 @@ impl Event {
         line: &str,
         unknown: UnknownFields,
         now: DateTime<Utc>,
-    ) -> Result<(Option<String>, Event), String> {
-        let value: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+    ) -> Result<(Option<String>, Event), EventError> {
+        let value: Value = serde_json::from_str(line).map_err(|e| EventError::Json(e.to_string()))?;
         let Value::Object(mut object) = value else {
-            return Err("expected a JSON object per event".into());
+            return Err(EventError::NotObject);
         };
         let id = take_id(&mut object)?;
         Ok((id, Event::from_json(Value::Object(object), unknown, now)?))
     }
 
     /// Builds an event from its JSON form.
-    pub fn from_json(value: Value, unknown: UnknownFields, now: DateTime<Utc>) -> Result<Event, String> {
+    pub fn from_json(value: Value, unknown: UnknownFields, now: DateTime<Utc>) -> Result<Event, EventError> {
         let Value::Object(mut object) = value else {
-            return Err("expected a JSON object per event".into());
+            return Err(EventError::NotObject);
         };
         let mut take = |camel: &str, snake: &str| -> Option<Value> {
             let a = object.remove(camel);
@@ -190,7 +219,7 @@ impl Event {
                 None | Some(Value::Null) => {}
                 Some(Value::String(s)) => *slot = s,
                 Some(other) => {
-                    return Err(format!("field `{camel}`: expected a string, found {}", kind(&other)));
+                    return Err(field_error(camel, format!("expected a string, found {}", kind(&other))));
                 }
             }
         }
@@ -198,30 +227,29 @@ impl Event {
             None | Some(Value::Null) => now,
             Some(Value::String(s)) => {
                 let t = DateTime::parse_from_rfc3339(&s)
-                    .map_err(|e| format!("field `createdAt`: expected an RFC 3339 timestamp, found {s:?} ({e})"))?
+                    .map_err(|e| {
+                        field_error("createdAt", format!("expected an RFC 3339 timestamp, found {s:?} ({e})"))
+                    })?
                     .with_timezone(&Utc);
-                limits::check_time(t).map_err(|e| format!("field `createdAt`: {e}"))?;
+                limits::check_time(t).map_err(|e| field_error("createdAt", e.to_string()))?;
                 t
             }
             Some(other) => {
-                return Err(format!("field `createdAt`: expected an RFC 3339 string, found {}", kind(&other)));
+                return Err(field_error("createdAt", format!("expected an RFC 3339 string, found {}", kind(&other))));
             }
         };
         let mut metadata = match take("metadata", "metadata") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m,
             Some(other) => {
-                return Err(format!("field `metadata`: expected a JSON object, found {}", kind(&other)));
+                return Err(field_error("metadata", format!("expected a JSON object, found {}", kind(&other))));
             }
         };
         if !object.is_empty() {
             match unknown {
                 UnknownFields::Reject => {
                     let names: Vec<_> = object.keys().cloned().collect();
-                    return Err(format!(
-                        "unknown top-level field(s) {}: expected only the event fields (orgId, userId, deviceId, sessionId, eventType, source, createdAt, metadata)",
-                        names.join(", ")
-                    ));
+                    return Err(EventError::Unknown(names.join(", ")));
                 }
                 UnknownFields::Preserve => {
                     for (k, v) in object {
@@ -306,11 +334,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_shapes_with_the_field_name() {
-        let err = Event::from_json_line(r#"{"metadata":"x"}"#, UnknownFields::Preserve, now()).unwrap_err();
+        let err = Event::from_json_line(r#"{"metadata":"x"}"#, UnknownFields::Preserve, now()).unwrap_err().to_string();
         assert!(err.contains("`metadata`") && err.contains("object"), "{err}");
-        let err = Event::from_json_line(r#"{"orgId":5}"#, UnknownFields::Preserve, now()).unwrap_err();
+        let err = Event::from_json_line(r#"{"orgId":5}"#, UnknownFields::Preserve, now()).unwrap_err().to_string();
         assert!(err.contains("`orgId`"), "{err}");
-        let err = Event::from_json_line(r#"{"createdAt":"yesterday"}"#, UnknownFields::Preserve, now()).unwrap_err();
+        let err = Event::from_json_line(r#"{"createdAt":"yesterday"}"#, UnknownFields::Preserve, now())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("RFC 3339"), "{err}");
         assert!(Event::from_json_line("not json", UnknownFields::Preserve, now()).is_err());
     }
@@ -332,7 +362,7 @@ mod tests {
         let line = r#"{"orgId":"o","extra":1}"#;
         let kept = Event::from_json_line(line, UnknownFields::Preserve, now()).unwrap();
         assert_eq!(kept.metadata["extra"], 1);
-        let err = Event::from_json_line(line, UnknownFields::Reject, now()).unwrap_err();
+        let err = Event::from_json_line(line, UnknownFields::Reject, now()).unwrap_err().to_string();
         assert!(err.contains("extra"), "{err}");
     }
 }

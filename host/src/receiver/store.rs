@@ -262,3 +262,30 @@ impl ReceiverStore {
         Ok(systems)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_ids_past_the_age_limit_are_forgotten_and_counts_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ReceiverStore::open(&dir.path().join("r.db")).unwrap();
+        let old = store.begin_report("sys", None).unwrap();
+        let count = ResourceCount {
+            instance_id: "i".into(),
+            parent_type: CountParentType::Instance,
+            parent_id: "i".into(),
+            resource_name: "users".into(),
+            table_name: "users".into(),
+            updated_at: Utc::now(),
+            amount: 3,
+        };
+        store.store_counts("sys", &old, std::slice::from_ref(&count)).unwrap();
+        assert_eq!(store.prune_reports(Utc::now().timestamp() - 3600).unwrap(), 0, "a fresh report stays");
+        assert_eq!(store.prune_reports(Utc::now().timestamp() + 1).unwrap(), 1);
+        assert_eq!(store.report_owner(&old).unwrap(), None);
+        assert_eq!(store.reports().unwrap(), 0);
+        assert_eq!(store.systems().unwrap()[0].counts, vec![count]);
+    }
+}

@@ -27,6 +27,8 @@ pub enum GuestFailure {
     Instantiate(String),
 }
 
+impl std::error::Error for GuestFailure {}
+
 impl fmt::Display for GuestFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

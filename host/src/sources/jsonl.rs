@@ -254,6 +254,7 @@ pub struct LineRules {
 pub fn parse_line(text: &str, id: String, origin: u64, rules: LineRules) -> Input {
     let trimmed = text.trim();
     let parsed = Event::from_json_line_with_id(trimmed, rules.unknown, Utc::now())
+        .map_err(|e| e.to_string())
         .and_then(|(given, event)| rules.limits.check(&event).map(|()| (given, event)).map_err(|e| e.to_string()));
     match parsed {
         Ok((given, event)) => Input::Event { record: Record { id: given.unwrap_or(id), event }, origin },

@@ -105,13 +105,13 @@ impl Health {
     }
 
     /// `Ok` when no stage has failed; else why not, one line per stage.
-    pub fn ready(&self) -> Result<(), String> {
+    pub fn ready(&self) -> Result<(), NotReady> {
         self.ready_except("")
     }
 
     /// Like [`Health::ready`], ignoring stage `skip` (ingest asks this way,
     /// so a disk that was full is tried again and found writable).
-    pub fn ready_except(&self, skip: &str) -> Result<(), String> {
+    pub fn ready_except(&self, skip: &str) -> Result<(), NotReady> {
         let failed: Vec<String> = self
             .stages
             .lock()
@@ -123,7 +123,7 @@ impl Health {
                 _ => None,
             })
             .collect();
-        if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
+        if failed.is_empty() { Ok(()) } else { Err(NotReady(failed.join("; "))) }
     }
 
     /// Every stage and its state.
@@ -147,7 +147,7 @@ mod tests {
         h.degraded("loki", "HTTP 503");
         assert!(h.ready().is_ok(), "a down destination does not stop ingest");
         assert_eq!(h.failed("redaction", "disk full"), 1);
-        assert!(h.ready().unwrap_err().contains("redaction: disk full"));
+        assert!(h.ready().unwrap_err().0.contains("redaction: disk full"));
         h.ok("redaction");
         assert!(h.ready().is_ok());
         for n in 1..=3 {
@@ -156,3 +156,9 @@ mod tests {
         assert!(h.fatal().unwrap().contains("3 times in a row"));
     }
 }
+
+/// Why the pipeline is not ready: the failed stages and their reasons
+/// (`stage: reason`, separated by `; `).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotReady(pub String);

@@ -202,7 +202,7 @@ impl Topology {
         if let Some(raw) = &raw {
             migrate::old_state(state, raw, &dead)?;
         }
-        let audit = Arc::new(Mutex::new(AuditLog::open(state)?));
+        let audit = Arc::new(Mutex::new(AuditLog::open_with(state, config.audit)?));
         Ok(Topology {
             health: Arc::new(Health::new(config.pipeline.max_restarts)),
             plan,

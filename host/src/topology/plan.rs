@@ -97,7 +97,7 @@ impl Plan {
             )
             .map_err(at_module(file, &key))?;
             let schedule =
-                Schedule::parse(&c.schedule).map_err(|e| ConfigError::new(file, format!("{key}.schedule"), e))?;
+                Schedule::parse(&c.schedule).map_err(|e| ConfigError::new(file, format!("{key}.schedule"), e.0))?;
             let next = schedule.first(Utc::now());
             collectors.push(ScheduledCollector { module, schedule, next });
         }

@@ -66,7 +66,7 @@ async fn ready(State(state): State<HttpState>) -> Response {
         .collect();
     match state.health.ready() {
         Ok(()) => (StatusCode::OK, Json(json!({"ready": true, "stages": stages}))).into_response(),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"ready": false, "reason": why, "stages": stages})))
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"ready": false, "reason": why.0, "stages": stages})))
             .into_response(),
     }
 }
