@@ -1,5 +1,5 @@
 //! The audit trail: one JSONL record per redacted field and rule — which
-//! event, which module (name and SHA-256), which rule, which field path, what
+//! event, which module (name, SHA-256 and signer), which rule, which field path, what
 //! was done and how often. Never the original value: paths are rendered with
 //! already-redacted keys. Files are created owner-only (0600); every write
 //! is synced.
@@ -30,6 +30,9 @@ pub struct AuditRecord {
     pub module: String,
     /// SHA-256 of the module's bytes.
     pub module_sha256: String,
+    /// Key id of the key that signed the module (`null` for an unsigned or
+    /// builtin module).
+    pub signer: Option<String>,
     /// The rule that matched.
     pub rule_id: String,
     /// The field, e.g. `metadata.headers.authorization`.

@@ -109,6 +109,21 @@ enum Command {
         #[command(subcommand)]
         action: Dlq,
     },
+    /// Generate an Ed25519 key pair for signing modules.
+    Keygen {
+        /// Where to write the private key (PEM, mode 0600); the public key
+        /// goes to `<out>.pub`. Existing files are never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a module file: writes the detached signature `<module>.sig`.
+    Sign {
+        /// The private key file (from `wasmtel keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The module (.wasm) to sign.
+        module: PathBuf,
+    },
     /// Print benchmark figures.
     Bench {
         #[command(subcommand)]
@@ -292,7 +307,10 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Worker { config } => worker(&config::load(&config)?),
         Command::Check { config } => {
             let loaded = config::load(&config)?;
-            Plan::build(&loaded)?;
+            let plan = Plan::build(&loaded)?;
+            for m in &plan.modules {
+                eprintln!("module {:?} ({}): sha256 {}, {}", m.name, m.origin, m.sha256, m.provenance);
+            }
             let event_sinks: Vec<_> =
                 loaded.config.sinks.iter().filter(|s| s.accepts(Stream::Events)).cloned().collect();
             let _runtime = tokio_runtime()?;
@@ -312,6 +330,19 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Dlq { action } => dlq(action),
+        Command::Keygen { out } => keygen(&out),
+        Command::Sign { key, module } => {
+            let signed = wasmtel::runtime::trust::sign_module(&key, &module)?;
+            let s = &signed.signature;
+            println!(
+                "signed {} (sha256 {}) with key {}: {}",
+                module.display(),
+                s.sha256,
+                s.key_id,
+                signed.path.display()
+            );
+            Ok(())
+        }
         Command::Bench { which: Bench::Kafka { brokers, topic, events, batch } } => {
             wasmtel::bench::delivery::kafka(&brokers, &topic, events, batch)
         }
@@ -326,6 +357,24 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `wasmtel keygen`: writes the key pair, prints the public key and its id.
+fn keygen(out: &Path) -> anyhow::Result<()> {
+    use wasmtel::runtime::trust::{PrivateKey, keys};
+    let mut public_file = out.as_os_str().to_os_string();
+    public_file.push(".pub");
+    let public_file = PathBuf::from(public_file);
+    if public_file.exists() {
+        anyhow::bail!("{} already exists; refusing to overwrite a key", public_file.display());
+    }
+    let public = PrivateKey::generate(out)?.public_key();
+    keys::write_public_key_file(&public_file, &public)?;
+    println!("private key: {} (mode 0600; keep it secret)", out.display());
+    println!("public key:  {public}");
+    println!("key id:      {}", public.key_id());
+    println!("public key file: {} (list it, or the key itself, in [trust] keys)", public_file.display());
+    Ok(())
 }
 
 /// The runtime every command's async work runs on.

@@ -19,3 +19,4 @@ mod redactor_pii;
 mod reporting;
 mod reporting_e2e;
 mod security;
+mod trust;

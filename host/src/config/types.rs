@@ -67,6 +67,10 @@ pub struct Config {
     /// How much of the audit trail is kept.
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
+    /// Which keys may sign modules and whether signatures are required
+    /// (default: no keys, signatures optional).
+    #[serde(default)]
+    pub trust: crate::runtime::trust::TrustConfig,
 }
 
 /// `[log]`: bounds of each of the two durable logs (raw events waiting for
@@ -561,6 +565,7 @@ impl Config {
             }
         };
         fix(&mut self.state_dir);
+        self.trust.resolve_paths(base);
         if let Some(receiver) = &mut self.receiver {
             receiver.resolve_paths(base);
         }
@@ -606,6 +611,7 @@ impl Config {
     /// Checks what serde cannot: references between sections and value ranges.
     pub(super) fn validate(&self, file: &Path) -> Result<(), ConfigError> {
         check_limits(file, "limits", &self.limits)?;
+        self.trust.validate(file)?;
         self.event_limits
             .validate()
             .map_err(|(key, message)| ConfigError::new(file, format!("event_limits.{key}"), message))?;

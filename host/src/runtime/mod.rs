@@ -5,7 +5,9 @@
 //! the on-disk cache of precompiled components. [`redactor::RedactorModule`]
 //! and [`collector::CollectorModule`] load a component through it and run
 //! calls under a deadline and a memory cap, each in a store with no ambient
-//! authority (see [`state`]).
+//! authority (see [`state`]). Which module files may run at all is decided
+//! by [`trust`] (signatures), and the cache verifies a keyed digest of each
+//! precompiled artifact before loading it.
 
 pub mod bindings;
 mod cache;
@@ -14,6 +16,7 @@ mod failure;
 mod module;
 pub mod redactor;
 pub mod state;
+pub mod trust;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,7 +37,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Settings of the runtime as a whole.
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
-    /// Folder for precompiled components (`None`: compile in memory each time).
+    /// Folder for precompiled components (`None`, the default: compile in
+    /// memory each time). The key of the artifacts' digests is kept in its
+    /// parent folder, as `cache.key` (see the `cache` module).
     pub cache_dir: Option<PathBuf>,
     /// The largest memory cap any module will use, in MiB (sizes the pool).
     pub max_memory_mib: u64,
@@ -51,7 +56,7 @@ impl Default for RuntimeOptions {
 /// The process-wide engine plus its epoch ticker and component cache.
 pub struct Runtime {
     engine: Engine,
-    cache_dir: Option<PathBuf>,
+    cache: Option<cache::ComponentCache>,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -85,7 +90,12 @@ impl Runtime {
                 }
             })
             .context("cannot start the epoch ticker thread")?;
-        Ok(Arc::new(Runtime { engine, cache_dir: options.cache_dir, stop_ticker }))
+        let cache = options.cache_dir.as_deref().and_then(|dir| {
+            cache::ComponentCache::open(dir)
+                .inspect_err(|e| tracing::warn!("the component cache is off (compiling each run instead): {e}"))
+                .ok()
+        });
+        Ok(Arc::new(Runtime { engine, cache, stop_ticker }))
     }
 
     /// The engine.

@@ -1,5 +1,6 @@
 //! Finding a module's bytes (a file or a builtin), its SHA-256, and turning
-//! it into a compiled `Component` (through the cache).
+//! it into a compiled `Component` (through the cache). Whether the bytes may
+//! run at all is decided by [`super::trust::TrustPolicy::check`].
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::Runtime;
+use super::trust::Provenance;
 
 /// The bytes of a component plus what identifies it in audits.
 #[derive(Clone)]
@@ -19,7 +21,22 @@ pub struct ModuleSource {
     pub origin: String,
     /// SHA-256 of the bytes, hex.
     pub sha256: Arc<str>,
+    /// Builtin, unsigned or signed by whom; set by the trust policy
+    /// (default: `Builtin` for builtins, else `Unsigned`).
+    pub provenance: Provenance,
     bytes: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for ModuleSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleSource")
+            .field("name", &self.name)
+            .field("origin", &self.origin)
+            .field("sha256", &self.sha256)
+            .field("provenance", &self.provenance)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
 }
 
 /// Builtin components compiled into the binary.
@@ -60,7 +77,16 @@ impl ModuleSource {
     /// Wraps bytes already in memory.
     pub fn from_bytes(name: &str, origin: &str, bytes: Arc<[u8]>) -> ModuleSource {
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        ModuleSource { name: Arc::from(name), origin: origin.to_string(), sha256: Arc::from(sha256), bytes }
+        let provenance = if origin.starts_with("builtin:") { Provenance::Builtin } else { Provenance::Unsigned };
+        ModuleSource { name: Arc::from(name), origin: origin.to_string(), sha256: Arc::from(sha256), provenance, bytes }
+    }
+
+    /// The key id of the module's verified signer, if it is signed.
+    pub fn signer(&self) -> Option<&str> {
+        match &self.provenance {
+            Provenance::Signed { key_id } => Some(key_id),
+            Provenance::Builtin | Provenance::Unsigned => None,
+        }
     }
 
     /// The raw bytes.
@@ -78,7 +104,10 @@ impl ModuleSource {
                 self.origin
             );
         }
-        super::cache::load_or_compile(runtime, self)
-            .with_context(|| format!("module {:?} ({}) failed to compile", self.name, self.origin))
+        let compiled = match &runtime.cache {
+            Some(cache) => cache.load_or_compile(runtime.engine(), self),
+            None => Component::new(runtime.engine(), self.bytes()).map_err(anyhow::Error::from),
+        };
+        compiled.with_context(|| format!("module {:?} ({}) failed to compile", self.name, self.origin))
     }
 }

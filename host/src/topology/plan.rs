@@ -26,6 +26,9 @@ pub struct Plan {
     pub chain: RedactionChain,
     /// The collectors and their schedules.
     pub collectors: Vec<ScheduledCollector>,
+    /// Every module loaded (redactors, then collectors, in config order)
+    /// with its provenance: builtin, unsigned, or signed by which key.
+    pub modules: Vec<ModuleSource>,
     /// Lets events through with no redactor (only `bench ingest` sets it,
     /// to measure what redaction costs).
     pub(crate) allow_unredacted: bool,
@@ -62,13 +65,19 @@ impl Plan {
     /// state folder) and opens the collectors' data sources.
     pub fn build(loaded: &LoadedConfig) -> anyhow::Result<Plan> {
         let (config, file) = (&loaded.config, loaded.file.as_path());
+        let trust = config.trust.policy(file)?;
+        let load = |key: &str, name: &str, module: &str, pin: Option<&str>| -> Result<ModuleSource, ConfigError> {
+            let source = ModuleSource::resolve(name, module, pin).map_err(at_module(file, key))?;
+            trust.check(source).map_err(|e| ConfigError::new(file, format!("{key}.module"), e.to_string()))
+        };
         let runtime = runtime_for(loaded)?;
+        let mut modules = Vec::new();
         let mut links = Vec::new();
         for (i, r) in config.redactors.iter().enumerate() {
             let key = format!("redactors[{i}]");
             let values = module_config(file, &key, &r.config, &r.config_from_env)?;
-            let source =
-                ModuleSource::resolve(&r.name, &r.module, r.sha256.as_deref()).map_err(at_module(file, &key))?;
+            let source = load(&key, &r.name, &r.module, r.sha256.as_deref())?;
+            modules.push(source.clone());
             let module = RedactorModule::with_grants(
                 runtime.clone(),
                 source,
@@ -84,8 +93,8 @@ impl Plan {
         for (i, c) in config.collectors.iter().enumerate() {
             let key = format!("collectors[{i}]");
             let values = module_config(file, &key, &c.config, &c.config_from_env)?;
-            let source =
-                ModuleSource::resolve(&c.name, &c.module, c.sha256.as_deref()).map_err(at_module(file, &key))?;
+            let source = load(&key, &c.name, &c.module, c.sha256.as_deref())?;
+            modules.push(source.clone());
             let module = CollectorModule::new(
                 runtime.clone(),
                 source,
@@ -105,6 +114,7 @@ impl Plan {
             loaded: loaded.clone(),
             chain: RedactionChain::with_links(links),
             collectors,
+            modules,
             allow_unredacted: false,
         })
     }

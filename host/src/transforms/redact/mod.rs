@@ -42,6 +42,11 @@ pub trait FindingSource: Send + Sync {
     fn name(&self) -> &str;
     /// SHA-256 of the code, for audit records.
     fn sha256(&self) -> &str;
+    /// Key id of the code's verified signer, for audit records (default:
+    /// `None`, unsigned).
+    fn signer(&self) -> Option<&str> {
+        None
+    }
     /// Scans a batch.
     fn find(&self, batch: &Batch) -> Result<Vec<Finding>, GuestFailure>;
 }
@@ -52,6 +57,9 @@ impl FindingSource for RedactorModule {
     }
     fn sha256(&self) -> &str {
         &self.source().sha256
+    }
+    fn signer(&self) -> Option<&str> {
+        self.source().signer()
     }
     fn find(&self, batch: &Batch) -> Result<Vec<Finding>, GuestFailure> {
         self.redact(batch)
@@ -222,6 +230,7 @@ impl RedactionChain {
                             event_id: record.id.clone(),
                             module: source.name().to_string(),
                             module_sha256: source.sha256().to_string(),
+                            signer: source.signer().map(str::to_string),
                             rule_id: rule.clone(),
                             field_path: path.clone(),
                             part: match change.field.part {
