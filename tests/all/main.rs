@@ -11,6 +11,7 @@ mod dlq;
 mod faults;
 mod hostile;
 mod hostile_input;
+mod hostile_wat;
 mod http_report;
 mod ingest;
 mod kafka;

@@ -70,6 +70,7 @@ impl Runtime {
             .total_memories(instances * 2)
             .total_tables(instances * 8)
             .max_memories_per_module(2)
+            .table_elements(state::MAX_TABLE_ELEMENTS)
             .max_memory_size((options.max_memory_mib as usize).max(1) << 20);
         let mut config = Config::new();
         config

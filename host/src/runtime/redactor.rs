@@ -117,9 +117,10 @@ impl RedactorModule {
             wasi,
         };
         let module = RedactorModule { source, runtime, pre, limits, grants, idle: Mutex::new(Vec::new()) };
-        let live = module
-            .instantiate()
-            .map_err(|e| anyhow::anyhow!("module {:?} cannot be instantiated: {e}", module.source.name))?;
+        let live = module.instantiate().map_err(|e| {
+            let source = &module.source;
+            anyhow::anyhow!("module {:?} ({}) cannot be instantiated: {e}", source.name, source.origin)
+        })?;
         module.idle.lock().unwrap().push(live);
         Ok(module)
     }
@@ -175,6 +176,12 @@ impl RedactorModule {
 pub(super) fn classify(store: &Store<HostState>, limits: &Limits, error: wasmtime::Error) -> GuestFailure {
     if store.data().limiter.denied {
         return GuestFailure::MemoryCap { cap_mib: limits.memory_mib };
+    }
+    if store.data().limiter.table_denied {
+        return GuestFailure::Trap(format!(
+            "table cap: the guest tried to grow a table past {} elements",
+            super::state::MAX_TABLE_ELEMENTS
+        ));
     }
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => GuestFailure::Timeout { deadline_ms: limits.deadline_ms },

@@ -1,6 +1,6 @@
 //! Per-store host state: what a guest instance can reach (WASI with no
 //! ambient authority, its own config values, the data sources it was
-//! granted) and the memory limiter that enforces its cap.
+//! granted) and the limiter that enforces its memory and table caps.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,7 +57,7 @@ impl HostState {
         HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limiter: MemoryLimiter { cap: memory_cap, denied: false },
+            limiter: MemoryLimiter { cap: memory_cap, denied: false, table_denied: false },
             grants,
         }
     }
@@ -69,12 +69,21 @@ impl WasiView for HostState {
     }
 }
 
-/// Refuses memory growth past the cap and remembers that it did, so a trap
-/// can be reported as "memory cap" rather than a generic trap.
+/// Most elements a guest table may have; the pooling allocator's table
+/// slots are sized to it.
+pub const MAX_TABLE_ELEMENTS: usize = 20_000;
+
+/// Refuses memory growth past the cap and table growth past
+/// [`MAX_TABLE_ELEMENTS`], and remembers which it refused, so the trap can be
+/// reported as "memory cap" or "table cap" rather than a generic trap. A
+/// refused growth traps (instead of `memory.grow`/`table.grow` returning -1):
+/// a guest that wants more than its cap fails closed with a clear reason.
 pub struct MemoryLimiter {
     cap: usize,
-    /// Set once a growth request was refused.
+    /// Set once a memory growth request was refused.
     pub denied: bool,
+    /// Set once a table growth request was refused.
+    pub table_denied: bool,
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -87,7 +96,16 @@ impl ResourceLimiter for MemoryLimiter {
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        if desired > MAX_TABLE_ELEMENTS {
+            self.table_denied = true;
+            return Err(wasmtime::Error::msg(format!("table cap of {MAX_TABLE_ELEMENTS} elements reached")));
+        }
+        Ok(true)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.table_denied = true;
+        Err(error.context(format!("table growth refused (cap {MAX_TABLE_ELEMENTS} elements)")))
     }
 }
 

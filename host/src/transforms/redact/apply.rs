@@ -40,6 +40,15 @@ pub struct FieldChange {
 /// sorted by start, or the reason the batch must fail closed.
 pub fn validate(batch: &Batch, mut findings: Vec<Finding>) -> Result<BTreeMap<u32, Vec<Finding>>, GuestFailure> {
     let bad = |msg: String| Err(GuestFailure::InvalidFinding(msg));
+    // Spans are non-empty and disjoint, so there cannot be more findings
+    // than bytes of text: refuse a flood before sorting it.
+    if findings.len() > batch.buffer.len() {
+        return bad(format!(
+            "{} findings for a batch of {} bytes: more findings than bytes of text",
+            findings.len(),
+            batch.buffer.len()
+        ));
+    }
     findings.sort_by_key(|f| (f.field, f.start));
     let mut grouped: BTreeMap<u32, Vec<Finding>> = BTreeMap::new();
     for f in findings {
