@@ -254,6 +254,12 @@ enum Bench {
         #[arg(long, default_value_t = 10_000)]
         orgs: usize,
     },
+    /// Module load: the cost of the signature and cache-digest checks, against loading without them.
+    Load {
+        /// Loads measured per variant.
+        #[arg(long, default_value_t = 50)]
+        loads: usize,
+    },
     /// WASM redaction vs the same rules compiled natively.
     Redact {
         /// Number of synthetic events.
@@ -351,6 +357,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Bench { which: Bench::Log { records, size, batch } } => wasmtel::bench::log::run(records, size, batch),
         Command::Bench { which: Bench::Loki { events } } => wasmtel::bench::delivery::loki(events),
+        Command::Bench { which: Bench::Load { loads } } => wasmtel::bench::load::run(loads).map(drop),
         Command::Bench { which: Bench::Report { orgs } } => wasmtel::bench::report::run(orgs),
         Command::Bench { which: Bench::Redact { events, batch } } => {
             wasmtel::bench::redact::run(events, batch)?;

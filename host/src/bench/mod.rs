@@ -3,6 +3,7 @@
 
 pub mod delivery;
 pub mod ingest;
+pub mod load;
 pub mod log;
 pub mod redact;
 pub mod report;
