@@ -1,8 +1,8 @@
 //! The audit trail: one JSONL record per redacted field and rule — which
-//! event, which module (name, SHA-256 and signer), which rule, which field path, what
-//! was done and how often. Never the original value: paths are rendered with
-//! already-redacted keys. Files are created owner-only (0600); every write
-//! is synced.
+//! event, which module (name, SHA-256 and signer), which rule, which field
+//! path, what was done and how often. Never the original value: paths are
+//! rendered with already-redacted keys. Files are created owner-only (0600);
+//! every write is synced.
 //!
 //! Retention: once `audit.jsonl` reaches `[audit] max_file_bytes` (default
 //! 64 MiB) it is renamed to `audit.<UTC time>.jsonl` and a new file is
@@ -174,6 +174,7 @@ mod tests {
             event_id: format!("e{i}"),
             module: "pii".into(),
             module_sha256: "00".repeat(32),
+            signer: None,
             rule_id: "email".into(),
             field_path: "metadata.email".into(),
             part: "value",
@@ -195,7 +196,7 @@ mod tests {
         let mut total = std::fs::metadata(audit.path()).unwrap().len();
         for f in &rotated {
             let len = std::fs::metadata(f).unwrap().len();
-            assert!(len >= 4096 && len < 4096 + 512, "{len}");
+            assert!((4096..4096 + 512).contains(&len), "{len}");
             total += len;
         }
         assert!(total < 3 * (4096 + 512), "bounded: {total}");
