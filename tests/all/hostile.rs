@@ -233,6 +233,7 @@ fn a_module_reaches_only_what_it_was_granted() {
     let granted = probe(wasmtel::config::ModuleGrants {
         env: vec!["CARGO_PKG_NAME".into()],
         dirs: vec![wasmtel::config::DirGrant { host: dir.path().to_path_buf(), guest: "/grant".into() }],
+        ..Default::default()
     });
     assert!(granted.contains("env=Some(\"wasmtel\")") && granted.contains("file=Some(\"granted\")"), "{granted}");
 }

@@ -165,11 +165,9 @@ fn invalid_utf8_in_a_replacement_is_refused() {
     assert_run_dead_letters("bad-utf8", LIMITS, "utf-8");
 }
 
-/// A guest logging in an endless loop is stopped by the deadline and its
-/// batch fails closed; every line it got into the host's log names it.
-/// (Rate limiting of guest logs is not in this branch: see the final note.)
-#[test]
-fn a_flood_of_log_calls_is_stopped_by_the_deadline() {
+/// The host log lines a flood of `log` calls gets through, with the module
+/// granted `grants`, and how long the calls took in seconds.
+fn log_flood_lines(grants: wasmtel::config::ModuleGrants) -> (Vec<String>, f64) {
     #[derive(Clone, Default)]
     struct Lines(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Lines {
@@ -184,18 +182,40 @@ fn a_flood_of_log_calls_is_stopped_by_the_deadline() {
     let captured = Lines::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let source =
+        ModuleSource::from_bytes("log-flood", "tests/wat/log-flood.wat", Arc::from(component("log-flood", "")));
+    let module = RedactorModule::with_grants(runtime(), source, LIMITS, Default::default(), grants).unwrap();
+    let started = std::time::Instant::now();
     // The chain runs on this thread, so a thread-local subscriber sees the guest's lines.
     tracing::subscriber::with_default(subscriber, || {
-        assert_fails_closed(load("log-flood", "", LIMITS).unwrap(), |f| {
-            matches!(f, GuestFailure::Timeout { deadline_ms: 50 })
-        });
+        assert_fails_closed(module, |f| matches!(f, GuestFailure::Timeout { deadline_ms: 50 }));
     });
+    let seconds = started.elapsed().as_secs_f64();
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let flood: Vec<&str> = text.lines().filter(|l| l.contains("flood")).collect();
+    (text.lines().map(String::from).collect(), seconds)
+}
+
+/// A guest logging in an endless loop is stopped by the deadline and its
+/// batch fails closed; its lines are rate-limited per module (10 per second
+/// by default, bursts of as many), each names the module, and what was
+/// dropped is counted in the log.
+#[test]
+fn a_flood_of_log_calls_is_rate_limited_and_stopped_by_the_deadline() {
+    let (lines, seconds) = log_flood_lines(Default::default());
+    let flood: Vec<&String> = lines.iter().filter(|l| l.contains("flood") && !l.contains("dropped")).collect();
     assert!(!flood.is_empty(), "the guest's lines reach the host log through `log`");
     assert!(flood.iter().all(|l| l.contains("module=\"log-flood\"") || l.contains("module=log-flood")), "{}", flood[0]);
-    eprintln!("log flood: {} lines reached the host log in 3 calls of 50 ms", flood.len());
+    let allowed = 10 + (10.0 * seconds).ceil() as usize;
+    assert!(flood.len() <= allowed, "{} lines got through in {seconds:.2} s (at most {allowed})", flood.len());
+    assert!(lines.iter().any(|l| l.contains("guest log lines dropped") && l.contains("dropped=")), "{lines:#?}");
     assert_run_dead_letters("log-flood", LIMITS, "timeout");
+}
+
+#[test]
+fn grants_log_false_keeps_a_module_out_of_the_host_log() {
+    let grants = wasmtel::config::ModuleGrants { log: false, ..Default::default() };
+    let (lines, _) = log_flood_lines(grants);
+    assert!(!lines.iter().any(|l| l.contains("flood")), "{lines:#?}");
 }
 
 #[test]

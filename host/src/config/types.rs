@@ -403,7 +403,7 @@ pub struct CollectorModule {
 
 /// WASI access granted to a module. By default a module sees no files, no
 /// environment and no network.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ModuleGrants {
     /// Environment variables passed through by name (values from wasmtel's
@@ -413,6 +413,25 @@ pub struct ModuleGrants {
     /// Host folders the module may read, each mounted at a guest path.
     #[serde(default)]
     pub dirs: Vec<DirGrant>,
+    /// Whether the module's `log` calls reach the host's log (default
+    /// true); `false` drops them all (counted).
+    #[serde(default = "yes")]
+    pub log: bool,
+    /// Most log lines per second the module may write (default 10, bursts
+    /// of as many); the rest are dropped and counted, and the count is
+    /// logged with the next line that gets through.
+    #[serde(default = "default_log_per_second")]
+    pub log_per_second: u32,
+}
+
+fn default_log_per_second() -> u32 {
+    10
+}
+
+impl Default for ModuleGrants {
+    fn default() -> Self {
+        ModuleGrants { env: Vec::new(), dirs: Vec::new(), log: true, log_per_second: default_log_per_second() }
+    }
 }
 
 /// A host folder visible to a module, read-only.

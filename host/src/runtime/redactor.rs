@@ -114,6 +114,7 @@ impl RedactorModule {
             config: Arc::new(config),
             sql: None,
             query_timeout: Duration::from_millis(limits.deadline_ms),
+            log: Arc::new(super::state::LogBudget::new(&wasi)),
             wasi,
         };
         let module = RedactorModule { source, runtime, pre, limits, grants, idle: Mutex::new(Vec::new()) };

@@ -17,6 +17,46 @@ use crate::datasource::{DataSources, SqlCell};
 /// Longest guest log line kept; the rest is cut so a guest cannot flood logs.
 const MAX_LOG_LINE: usize = 4096;
 
+/// A module's budget of log lines: a token bucket of `per_second` lines
+/// (bursts of as many), shared by all its instances, counting what it drops.
+pub struct LogBudget {
+    enabled: bool,
+    per_second: f64,
+    bucket: std::sync::Mutex<(f64, std::time::Instant)>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl LogBudget {
+    /// A budget per the module's grants (`log`, `log_per_second`).
+    pub fn new(grants: &crate::config::ModuleGrants) -> LogBudget {
+        let per_second = f64::from(grants.log_per_second.max(1));
+        LogBudget {
+            enabled: grants.log,
+            per_second,
+            bucket: std::sync::Mutex::new((per_second, std::time::Instant::now())),
+            dropped: Default::default(),
+        }
+    }
+
+    /// Takes one line's worth; `Some(dropped)` (lines dropped since the last
+    /// line that got through) when the line may be written.
+    fn take(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        if self.enabled {
+            let mut bucket = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
+            let refill = now.duration_since(bucket.1).as_secs_f64() * self.per_second;
+            *bucket = ((bucket.0 + refill).min(self.per_second), now);
+            if bucket.0 >= 1.0 {
+                bucket.0 -= 1.0;
+                return Some(self.dropped.swap(0, Ordering::Relaxed));
+            }
+        }
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
 /// What one guest instance may use.
 #[derive(Clone)]
 pub struct Grants {
@@ -30,6 +70,8 @@ pub struct Grants {
     pub query_timeout: Duration,
     /// WASI access (empty: none).
     pub wasi: crate::config::ModuleGrants,
+    /// The module's log budget, shared by its instances.
+    pub log: Arc<LogBudget>,
 }
 
 /// The data of a `wasmtime::Store` running a guest.
@@ -111,6 +153,11 @@ impl ResourceLimiter for MemoryLimiter {
 
 impl HostImports for HostState {
     fn log(&mut self, level: LogLevel, mut message: String) {
+        let module = &*self.grants.module;
+        let Some(dropped) = self.grants.log.take() else { return };
+        if dropped > 0 {
+            tracing::warn!(module, dropped, "guest log lines dropped (over grants.log_per_second)");
+        }
         if message.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;
             while !message.is_char_boundary(cut) {
@@ -119,7 +166,6 @@ impl HostImports for HostState {
             message.truncate(cut);
             message.push('…');
         }
-        let module = &*self.grants.module;
         match level {
             LogLevel::Debug => tracing::debug!(module, "{message}"),
             LogLevel::Info => tracing::info!(module, "{message}"),
