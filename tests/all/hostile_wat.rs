@@ -165,9 +165,8 @@ fn invalid_utf8_in_a_replacement_is_refused() {
     assert_run_dead_letters("bad-utf8", LIMITS, "utf-8");
 }
 
-/// The host log lines a flood of `log` calls gets through, with the module
-/// granted `grants`, and how long the calls took in seconds.
-fn log_flood_lines(grants: wasmtel::config::ModuleGrants) -> (Vec<String>, f64) {
+/// Captures the host log lines written on this thread while `f` runs.
+fn host_log_lines(f: impl FnOnce()) -> Vec<String> {
     #[derive(Clone, Default)]
     struct Lines(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Lines {
@@ -182,33 +181,67 @@ fn log_flood_lines(grants: wasmtel::config::ModuleGrants) -> (Vec<String>, f64) 
     let captured = Lines::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
-    let source =
-        ModuleSource::from_bytes("log-flood", "tests/wat/log-flood.wat", Arc::from(component("log-flood", "")));
-    let module = RedactorModule::with_grants(runtime(), source, LIMITS, Default::default(), grants).unwrap();
-    let started = std::time::Instant::now();
     // The chain runs on this thread, so a thread-local subscriber sees the guest's lines.
-    tracing::subscriber::with_default(subscriber, || {
+    tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    text.lines().map(String::from).collect()
+}
+
+fn load_with(case: &str, grants: wasmtel::config::ModuleGrants) -> RedactorModule {
+    let source = ModuleSource::from_bytes(case, &format!("tests/wat/{case}.wat"), Arc::from(component(case, "")));
+    RedactorModule::with_grants(runtime(), source, LIMITS, Default::default(), grants).unwrap()
+}
+
+/// The host log lines a flood of `log` calls gets through, with the module
+/// granted `grants`, and how long the calls took in seconds.
+fn log_flood_lines(grants: wasmtel::config::ModuleGrants) -> (Vec<String>, f64) {
+    let module = load_with("log-flood", grants);
+    let started = std::time::Instant::now();
+    let lines = host_log_lines(|| {
         assert_fails_closed(module, |f| matches!(f, GuestFailure::Timeout { deadline_ms: 50 }));
     });
-    let seconds = started.elapsed().as_secs_f64();
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    (text.lines().map(String::from).collect(), seconds)
+    (lines, started.elapsed().as_secs_f64())
 }
 
 /// A guest logging in an endless loop is stopped by the deadline and its
 /// batch fails closed; its lines are rate-limited per module (10 per second
-/// by default, bursts of as many), each names the module, and what was
-/// dropped is counted in the log.
+/// by default, bursts of as many) and what was dropped is counted in the
+/// log. The lines themselves are withheld: the chain (this module alone)
+/// fails on them, so they cannot be shown redacted.
 #[test]
 fn a_flood_of_log_calls_is_rate_limited_and_stopped_by_the_deadline() {
     let (lines, seconds) = log_flood_lines(Default::default());
-    let flood: Vec<&String> = lines.iter().filter(|l| l.contains("flood") && !l.contains("dropped")).collect();
-    assert!(!flood.is_empty(), "the guest's lines reach the host log through `log`");
-    assert!(flood.iter().all(|l| l.contains("module=\"log-flood\"") || l.contains("module=log-flood")), "{}", flood[0]);
+    let withheld: Vec<&String> = lines.iter().filter(|l| l.contains("guest log line withheld")).collect();
+    assert!(!withheld.is_empty(), "{lines:#?}");
+    assert!(
+        withheld.iter().all(|l| l.contains("module=\"log-flood\"") || l.contains("module=log-flood")),
+        "{}",
+        withheld[0]
+    );
     let allowed = 10 + (10.0 * seconds).ceil() as usize;
-    assert!(flood.len() <= allowed, "{} lines got through in {seconds:.2} s (at most {allowed})", flood.len());
+    assert!(withheld.len() <= allowed, "{} lines got through in {seconds:.2} s (at most {allowed})", withheld.len());
     assert!(lines.iter().any(|l| l.contains("guest log lines dropped") && l.contains("dropped=")), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("flood") && !l.contains("log-flood")), "no raw line: {lines:#?}");
     assert_run_dead_letters("log-flood", LIMITS, "timeout");
+}
+
+/// A redactor that copies PII into its log: the line reaches the host log
+/// only after the chain redacted it.
+#[test]
+fn a_redactor_cannot_copy_pii_into_the_host_log() {
+    let chain: Vec<Arc<dyn wasmtel::transforms::redact::FindingSource>> =
+        vec![Arc::new(load_with("log-pii", Default::default())), pii_redactor(&[])];
+    let chain = wasmtel::transforms::redact::RedactionChain::new(chain);
+    let lines = host_log_lines(|| {
+        let records = records(events());
+        let outcome = chain.redact(records, &mut Default::default());
+        assert_eq!(outcome.passed.len(), 2);
+    });
+    assert!(!lines.iter().any(|l| l.contains("jane.doe@example.com")), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains("saw user") && l.contains("in the batch") && l.contains("log-pii")),
+        "{lines:#?}"
+    );
 }
 
 #[test]

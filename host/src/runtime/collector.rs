@@ -66,7 +66,7 @@ impl CollectorModule {
             config: Arc::new(config),
             sql: Some((data, Arc::from(sources))),
             query_timeout: Duration::from_millis(limits.deadline_ms),
-            log: Arc::new(super::state::LogBudget::new(&wasi)),
+            log: Arc::new(super::state::LogBudget::new(&wasi, false)),
             wasi,
         };
         Ok(CollectorModule { source, runtime, pre, limits, grants })

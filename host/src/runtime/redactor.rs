@@ -114,7 +114,7 @@ impl RedactorModule {
             config: Arc::new(config),
             sql: None,
             query_timeout: Duration::from_millis(limits.deadline_ms),
-            log: Arc::new(super::state::LogBudget::new(&wasi)),
+            log: Arc::new(super::state::LogBudget::new(&wasi, true)),
             wasi,
         };
         let module = RedactorModule { source, runtime, pre, limits, grants, idle: Mutex::new(Vec::new()) };
@@ -129,6 +129,11 @@ impl RedactorModule {
     /// The module's name, origin and digest.
     pub fn source(&self) -> &ModuleSource {
         &self.source
+    }
+
+    /// Log lines the module wrote, held back until they are redacted.
+    pub fn take_log_lines(&self) -> Vec<super::state::GuestLine> {
+        self.grants.log.take_held()
     }
 
     /// The limits calls run under.

@@ -19,23 +19,49 @@ const MAX_LOG_LINE: usize = 4096;
 
 /// A module's budget of log lines: a token bucket of `per_second` lines
 /// (bursts of as many), shared by all its instances, counting what it drops.
+/// A redactor's lines (it sees raw PII) are held back in `pending` until the
+/// redaction chain has redacted them ([`crate::transforms::redact`]); a
+/// collector's are written at once.
 pub struct LogBudget {
     enabled: bool,
     per_second: f64,
     bucket: std::sync::Mutex<(f64, std::time::Instant)>,
     dropped: std::sync::atomic::AtomicU64,
+    held: Option<std::sync::Mutex<Vec<GuestLine>>>,
+}
+
+/// One guest log line waiting for redaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestLine {
+    /// The module that wrote it.
+    pub module: Arc<str>,
+    /// Its level.
+    pub level: tracing::Level,
+    /// The text (at most 4 KiB).
+    pub message: String,
 }
 
 impl LogBudget {
-    /// A budget per the module's grants (`log`, `log_per_second`).
-    pub fn new(grants: &crate::config::ModuleGrants) -> LogBudget {
+    /// A budget per the module's grants (`log`, `log_per_second`); with
+    /// `hold`, lines wait in [`LogBudget::take_held`] instead of being
+    /// written.
+    pub fn new(grants: &crate::config::ModuleGrants, hold: bool) -> LogBudget {
         let per_second = f64::from(grants.log_per_second.max(1));
         LogBudget {
             enabled: grants.log,
             per_second,
             bucket: std::sync::Mutex::new((per_second, std::time::Instant::now())),
             dropped: Default::default(),
+            held: hold.then(Default::default),
         }
+    }
+
+    /// The lines held back so far, oldest first.
+    pub fn take_held(&self) -> Vec<GuestLine> {
+        self.held
+            .as_ref()
+            .map(|h| std::mem::take(&mut *h.lock().unwrap_or_else(|p| p.into_inner())))
+            .unwrap_or_default()
     }
 
     /// Takes one line's worth; `Some(dropped)` (lines dropped since the last
@@ -165,6 +191,17 @@ impl HostImports for HostState {
             }
             message.truncate(cut);
             message.push('…');
+        }
+        if let Some(held) = &self.grants.log.held {
+            let level = match level {
+                LogLevel::Debug => tracing::Level::DEBUG,
+                LogLevel::Info => tracing::Level::INFO,
+                LogLevel::Warn => tracing::Level::WARN,
+                LogLevel::Error => tracing::Level::ERROR,
+            };
+            let line = GuestLine { module: Arc::clone(&self.grants.module), level, message };
+            held.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            return;
         }
         match level {
             LogLevel::Debug => tracing::debug!(module, "{message}"),

@@ -13,6 +13,7 @@
 //! produced, so no key any redactor removed appears in an audit record.
 
 mod apply;
+mod guest_log;
 mod native;
 mod pack;
 
@@ -31,6 +32,7 @@ use crate::event::{Event, Record};
 use crate::guard::Redacted;
 use crate::runtime::GuestFailure;
 use crate::runtime::redactor::{Batch, FieldPart, Finding, RedactorModule};
+use crate::runtime::state::GuestLine;
 
 /// Default most bytes of packed text per guest call.
 pub const DEFAULT_BATCH_BYTES: usize = 4 << 20;
@@ -49,6 +51,10 @@ pub trait FindingSource: Send + Sync {
     }
     /// Scans a batch.
     fn find(&self, batch: &Batch) -> Result<Vec<Finding>, GuestFailure>;
+    /// Log lines the redactor wrote and the host held back (default none).
+    fn take_log_lines(&self) -> Vec<GuestLine> {
+        Vec::new()
+    }
 }
 
 impl FindingSource for RedactorModule {
@@ -63,6 +69,9 @@ impl FindingSource for RedactorModule {
     }
     fn find(&self, batch: &Batch) -> Result<Vec<Finding>, GuestFailure> {
         self.redact(batch)
+    }
+    fn take_log_lines(&self) -> Vec<GuestLine> {
+        RedactorModule::take_log_lines(self)
     }
 }
 
@@ -142,9 +151,21 @@ impl RedactionChain {
         self.links.is_empty()
     }
 
-    /// Runs `records` through every redactor. `scratch` is reused between
-    /// calls.
+    /// Runs `records` through every redactor, then writes the log lines the
+    /// redactors wrote meanwhile, redacted by the same chain
+    /// ([`guest_log`]). `scratch` is reused between calls.
     pub fn redact(&self, records: Vec<Record>, scratch: &mut Packed) -> Outcome {
+        let outcome = self.redact_records(records, scratch);
+        guest_log::write_redacted(self, scratch);
+        outcome
+    }
+
+    /// The links, in order.
+    fn links(&self) -> &[ChainLink] {
+        &self.links
+    }
+
+    fn redact_records(&self, records: Vec<Record>, scratch: &mut Packed) -> Outcome {
         let n = records.len();
         // Copy on write: `changed[i]` exists once a redactor changed event i;
         // `records` stay as received for the dead-letter store.
