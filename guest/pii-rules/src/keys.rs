@@ -182,6 +182,9 @@ pub(crate) struct Hints {
     pub phone: bool,
     /// The field is an SSN field.
     pub ssn: bool,
+    /// The field holds a trace or span id (`trace_id`, `spanId`,
+    /// `parent_span_id`, ...): a random hex number, not PII.
+    pub trace: bool,
 }
 
 /// Secret classification and hints for a value at `path`, from one
@@ -223,6 +226,7 @@ impl Hints {
             });
         }
         h.ssn = has(b"ssn") || has(b"socialsecurity");
+        h.trace = has(b"traceid") || has(b"spanid");
         h
     }
 }

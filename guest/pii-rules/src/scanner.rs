@@ -75,6 +75,11 @@ impl Scanner {
             return;
         }
         let b = text.as_bytes();
+        if hints.trace && is_trace_id(b) {
+            // W3C trace (32) and span (16) ids are random hex: all-digit ones
+            // pass Luhn or look like account numbers by chance.
+            return;
+        }
         let sum = Summary::of(b);
         let cx = Cx { rules: self.rules, hints, sum };
         rules::scan_all(b, &cx, out);
@@ -95,6 +100,12 @@ impl Scanner {
         self.scan(ctx, text, &mut v);
         v
     }
+}
+
+/// A W3C trace-context id as text: 16 or 32 hex digits, optionally `0x`.
+fn is_trace_id(b: &[u8]) -> bool {
+    let digits = b.strip_prefix(b"0x").unwrap_or(b);
+    matches!(digits.len(), 16 | 32) && digits.iter().all(u8::is_ascii_hexdigit)
 }
 
 std::thread_local! {
@@ -235,5 +246,19 @@ mod tests {
         assert_eq!(s.find(FieldContext::value("metadata.session_id"), "ses-acme-1-001").len(), 1);
         // Keys only get content rules.
         assert!(s.find(FieldContext::key("a.password"), "hunter2").is_empty());
+    }
+
+    #[test]
+    fn trace_and_span_ids_are_not_cards() {
+        let s = Scanner::default();
+        // All-digit hex ids that pass Luhn, as random span ids do by chance.
+        for path in ["metadata.span_id", "metadata.spanId", "metadata.parent_span_id", "a.trace_id", "a.traceId"] {
+            assert!(s.find(FieldContext::value(path), "4111111111111111").is_empty(), "{path}");
+            assert!(s.find(FieldContext::value(path), "0x4111111111111111").is_empty(), "{path}");
+            assert!(s.find(FieldContext::value(path), "41111111111111114111111111111111").is_empty(), "{path}");
+        }
+        // The same digits elsewhere, or more than an id under the id key, are still cards.
+        assert_eq!(s.find(FieldContext::value("metadata.note"), "4111111111111111").len(), 1);
+        assert_eq!(s.find(FieldContext::value("metadata.span_id"), "card 4111111111111111").len(), 1);
     }
 }

@@ -332,7 +332,7 @@ mod tests {
     fn found_h(t: &str, phone_hint: bool) -> Vec<&str> {
         let cx = Cx {
             rules: RuleSet::all(),
-            hints: Hints { phone: phone_hint, ssn: false },
+            hints: Hints { phone: phone_hint, ssn: false, trace: false },
             sum: Summary::of(t.as_bytes()),
         };
         let mut v = Vec::new();

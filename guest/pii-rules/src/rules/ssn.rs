@@ -87,7 +87,11 @@ mod tests {
     use crate::rule::RuleSet;
 
     fn found_h(t: &str, ssn: bool) -> Vec<&str> {
-        let cx = Cx { rules: RuleSet::all(), hints: Hints { phone: false, ssn }, sum: Summary::of(t.as_bytes()) };
+        let cx = Cx {
+            rules: RuleSet::all(),
+            hints: Hints { phone: false, ssn, trace: false },
+            sum: Summary::of(t.as_bytes()),
+        };
         let mut v = Vec::new();
         scan(t.as_bytes(), &cx, &mut v);
         v.iter().map(|m| &t[m.start..m.end]).collect()
