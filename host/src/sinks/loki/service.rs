@@ -127,16 +127,15 @@ impl LokiClient {
                 request = request.bearer_auth(token);
             }
             let (code, reason) = match request.send().await {
-                Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) => {
                     let status = r.status().as_u16();
-                    let text = r.text().await.unwrap_or_default();
-                    let reason = format!("HTTP {status}: {}", text.trim().chars().take(500).collect::<String>());
-                    match status {
-                        400 => return Err(PushError::Refused(reason)),
-                        429 => (tonic::Code::ResourceExhausted, reason),
-                        500..=599 => (tonic::Code::Unavailable, reason),
-                        _ => return Err(PushError::Failed(reason)),
+                    let body =
+                        if r.status().is_success() { Default::default() } else { r.bytes().await.unwrap_or_default() };
+                    match classify(status, &body) {
+                        Answer::Accepted => return Ok(()),
+                        Answer::Refused(reason) => return Err(PushError::Refused(reason)),
+                        Answer::Failed(reason) => return Err(PushError::Failed(reason)),
+                        Answer::Retryable(code, reason) => (code, reason),
                     }
                 }
                 Err(e) if e.is_timeout() => (tonic::Code::DeadlineExceeded, format!("push timed out: {e}")),
@@ -150,5 +149,38 @@ impl LokiClient {
                 _ => return Err(PushError::Failed(format!("{reason} (after {attempt} attempts)"))),
             }
         }
+    }
+}
+
+/// What Loki's answer to a push means for the entries in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// 2xx: every entry was taken.
+    Accepted,
+    /// 400: Loki refused something in the push (it names the line); the
+    /// push is split until the refused entries are alone.
+    Refused(String),
+    /// 429 or 5xx: try the same push again later.
+    Retryable(tonic::Code, String),
+    /// Any other status: the push cannot succeed as configured (auth, URL).
+    Failed(String),
+}
+
+/// Longest part of an answer's body quoted in a reason, in characters.
+const REASON_CHARS: usize = 500;
+
+/// Reads a push answer: its status decides, the body (any bytes, not
+/// necessarily UTF-8) is quoted in the reason, trimmed to 500 characters.
+pub fn classify(status: u16, body: &[u8]) -> Answer {
+    if (200..300).contains(&status) {
+        return Answer::Accepted;
+    }
+    let text = String::from_utf8_lossy(body);
+    let reason = format!("HTTP {status}: {}", text.trim().chars().take(REASON_CHARS).collect::<String>());
+    match status {
+        400 => Answer::Refused(reason),
+        429 => Answer::Retryable(tonic::Code::ResourceExhausted, reason),
+        500..=599 => Answer::Retryable(tonic::Code::Unavailable, reason),
+        _ => Answer::Failed(reason),
     }
 }

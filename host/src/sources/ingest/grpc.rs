@@ -132,32 +132,7 @@ impl Ingest {
                 "events cannot be delivered right now ({why}); retry with backoff"
             )));
         }
-        let now = Utc::now();
-        let mut records = Vec::with_capacity(events.len());
-        for (i, e) in events.into_iter().enumerate() {
-            let at =
-                |name: &str| if field == "event" { format!("event.{name}") } else { format!("{field}[{i}].{name}") };
-            let id = match e.id.as_str() {
-                "" => crate::event::new_id(),
-                given if valid_id(given) => given.to_string(),
-                _ => {
-                    return Err(Status::invalid_argument(format!(
-                        "{}: expected 1 to {} characters of [A-Za-z0-9._:@/+=-]",
-                        at("id"),
-                        crate::event::MAX_ID_BYTES
-                    )));
-                }
-            };
-            let event = convert(e, now, org.as_deref(), &at)?;
-            self.limits.check(&event).map_err(|err| {
-                Status::invalid_argument(format!(
-                    "{}: {} (see [event_limits])",
-                    at(&proto_name(&err.field)),
-                    err.message
-                ))
-            })?;
-            records.push(Record { id, event });
-        }
+        let records = records(events, field, org.as_deref(), &self.limits, Utc::now())?;
         self.append(records).await
     }
 
@@ -202,6 +177,42 @@ impl Ingest {
             }
         }
     }
+}
+
+/// Checks a batch of protobuf events and turns them into records: ids
+/// valid (or generated), metadata a JSON object, timestamps in range, the
+/// organization matching the token's (`org`), and every event within
+/// `limits`. `field` names the events in errors (`event` or `events`).
+/// This is everything `accept` does to a request short of authentication,
+/// backpressure and the append, so the fuzz targets drive it directly.
+pub fn records(
+    events: Vec<pb::TelemetryEvent>,
+    field: &str,
+    org: Option<&str>,
+    limits: &EventLimits,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<Record>, Status> {
+    let mut records = Vec::with_capacity(events.len());
+    for (i, e) in events.into_iter().enumerate() {
+        let at = |name: &str| if field == "event" { format!("event.{name}") } else { format!("{field}[{i}].{name}") };
+        let id = match e.id.as_str() {
+            "" => crate::event::new_id(),
+            given if valid_id(given) => given.to_string(),
+            _ => {
+                return Err(Status::invalid_argument(format!(
+                    "{}: expected 1 to {} characters of [A-Za-z0-9._:@/+=-]",
+                    at("id"),
+                    crate::event::MAX_ID_BYTES
+                )));
+            }
+        };
+        let event = convert(e, now, org, &at)?;
+        limits.check(&event).map_err(|err| {
+            Status::invalid_argument(format!("{}: {} (see [event_limits])", at(&proto_name(&err.field)), err.message))
+        })?;
+        records.push(Record { id, event });
+    }
+    Ok(records)
 }
 
 /// One protobuf event as an [`Event`], checked.

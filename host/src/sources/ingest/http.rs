@@ -75,25 +75,29 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-async fn post_events(State(state): State<HttpState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("body: not valid JSON ({e})")),
-    };
+/// Why a `POST /v1/events` body was refused before validation (HTTP 400).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadBody(pub String);
+
+/// Reads a `POST /v1/events` body (one event object or an array of them)
+/// into protobuf events, the form every ingest path validates.
+pub fn events_from_body(body: &[u8]) -> Result<Vec<pb::TelemetryEvent>, BadBody> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| BadBody(format!("body: not valid JSON ({e})")))?;
     let items = match value {
         Value::Array(items) => items,
         single @ Value::Object(_) => vec![single],
-        _ => return error(StatusCode::BAD_REQUEST, "body: expected an event object or an array of them"),
+        _ => return Err(BadBody("body: expected an event object or an array of them".into())),
     };
     let mut events = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let Some(name) = item.get("event").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
-            return error(StatusCode::BAD_REQUEST, &format!("events[{i}].event: expected a non-empty string"));
+            return Err(BadBody(format!("events[{i}].event: expected a non-empty string")));
         };
         let payload = match item.get("payload") {
             None | Some(Value::Null) => json!({}),
             Some(p @ Value::Object(_)) => p.clone(),
-            Some(_) => return error(StatusCode::BAD_REQUEST, &format!("events[{i}].payload: expected a JSON object")),
+            Some(_) => return Err(BadBody(format!("events[{i}].payload: expected a JSON object"))),
         };
         let text = |k: &str| item.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
         events.push(pb::TelemetryEvent {
@@ -108,6 +112,14 @@ async fn post_events(State(state): State<HttpState>, headers: HeaderMap, body: a
             created_at: None,
         });
     }
+    Ok(events)
+}
+
+async fn post_events(State(state): State<HttpState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let events = match events_from_body(&body) {
+        Ok(events) => events,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.0),
+    };
     match state.ingest.accept(&MetadataMap::from_headers(headers), events, "events").await {
         Ok(n) => (StatusCode::OK, Json(json!({ "accepted": n }))).into_response(),
         Err(status) => {

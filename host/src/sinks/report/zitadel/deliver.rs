@@ -126,7 +126,7 @@ impl Delivery<'_> {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(status) => status,
             };
-            match self.policy.decide(status.code(), attempt, started.elapsed()) {
+            match self.policy.decide(effective_code(&status), attempt, started.elapsed()) {
                 Decision::Retry(wait) => {
                     tracing::debug!(
                         code = code_name(status.code()),
@@ -143,6 +143,19 @@ impl Delivery<'_> {
                 Decision::GiveUp => return Err(CallError::Stop(Stop::Deferred(status))),
             }
         }
+    }
+}
+
+/// The code a failed call is judged by. A status the client library made
+/// up from a transport failure (it carries the underlying error as its
+/// source: a connection reset or closed mid-call, as when the receiver
+/// restarts) comes as UNKNOWN or CANCELLED although the receiver never
+/// answered; it is retried like UNAVAILABLE. Codes the receiver sent
+/// (no source) are taken as they are.
+fn effective_code(status: &Status) -> Code {
+    match status.code() {
+        Code::Unknown | Code::Cancelled if std::error::Error::source(status).is_some() => Code::Unavailable,
+        code => code,
     }
 }
 
@@ -180,5 +193,21 @@ pub fn count_message(c: &ResourceCount) -> pb::ResourceCount {
         table_name: c.table_name.clone(),
         updated_at: Some(timestamp(c.updated_at)),
         amount: c.amount,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_failures_are_retried_like_unavailable_and_answers_are_not() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
+        let from_transport = Status::from_error(Box::new(reset));
+        assert!(matches!(from_transport.code(), Code::Unknown | Code::Cancelled | Code::Unavailable));
+        assert_eq!(effective_code(&from_transport), Code::Unavailable);
+        assert_eq!(effective_code(&Status::unknown("the receiver said so")), Code::Unknown);
+        assert_eq!(effective_code(&Status::cancelled("the receiver said so")), Code::Cancelled);
+        assert_eq!(effective_code(&Status::invalid_argument("bad")), Code::InvalidArgument);
     }
 }

@@ -1,0 +1,32 @@
+//! Ingest over gRPC: any request body is decoded as the protobuf messages of
+//! `EmitTelemetryEvent` and `BatchEmitTelemetry` and checked as `serve` checks
+//! them; whatever passes must be storable in the log and come back unchanged.
+
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use libfuzzer_sys::fuzz_target;
+use prost::Message;
+use wasmtel::event::limits::EventLimits;
+use wasmtel::proto::ingest as pb;
+use wasmtel::sources::ingest::grpc::records;
+
+fuzz_target!(|data: &[u8]| {
+    let limits = EventLimits::default();
+    let org = data.first().filter(|b| **b & 1 == 1).map(|_| "org-of-token");
+    if let Ok(batch) = pb::BatchEmitTelemetryRequest::decode(data) {
+        if let Ok(records) = records(batch.events, "events", org, &limits, common::now()) {
+            if let Some(org) = org {
+                assert!(records.iter().all(|r| r.event.org_id == org), "an event escaped its token's organization");
+            }
+            common::accepted_records_are_durable(&records, &limits);
+        }
+    }
+    if let Ok(single) = pb::EmitTelemetryEventRequest::decode(data) {
+        if let Ok(records) = records(single.event.into_iter().collect(), "event", None, &limits, common::now()) {
+            common::accepted_records_are_durable(&records, &limits);
+        }
+    }
+});
