@@ -90,7 +90,11 @@ fuzz_target!(|data: &[u8]| {
                 end = f.end;
                 let span =
                     text.get(f.start as usize..f.end as usize).expect("validate let a span off the text through");
-                assert!(!f.replacement.contains(span), "validate let a replacement keep the replaced text");
+                // Spans of 4 bytes and more: a shorter one (`a`) may well
+                // occur in a placeholder (`<EMAIL>`) without undoing anything.
+                if span.len() >= 4 {
+                    assert!(!f.replacement.contains(span), "validate let a replacement keep the replaced text");
+                }
             }
         }
         let refs: Vec<&Event> = events.iter().collect();

@@ -95,6 +95,19 @@ impl<'a> FieldContext<'a> {
     }
 }
 
+/// `replacement` for the matched `text`, unless it contains that text (a
+/// value such as `OKEN>` under an `authorization` key is matched whole,
+/// and `<TOKEN>` contains it): then as many `*` as `text` has characters,
+/// or `#` when `text` is all `*`. A replacement that kept the text would be
+/// no redaction, and the host refuses such findings.
+pub fn safe_replacement(replacement: String, text: &str) -> String {
+    if text.is_empty() || !replacement.contains(text) {
+        return replacement;
+    }
+    let fill = if text.chars().all(|c| c == '*') { "#" } else { "*" };
+    fill.repeat(text.chars().count())
+}
+
 /// Replace matches with placeholders (helper for tests and the native
 /// baseline): returns the redacted string. `matches` should be sorted and
 /// non-overlapping (as [`Scanner::scan`] produces); spans that overlap an
@@ -112,7 +125,7 @@ pub fn redact_with_placeholders(text: &str, matches: &[Match]) -> String {
             continue;
         }
         out.push_str(&text[pos..m.start]);
-        out.push_str(m.rule.placeholder());
+        out.push_str(&safe_replacement(m.rule.placeholder().to_string(), &text[m.start..m.end]));
         pos = m.end;
     }
     out.push_str(&text[pos..]);
@@ -122,6 +135,19 @@ pub fn redact_with_placeholders(text: &str, matches: &[Match]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replacement_never_contains_the_text_it_replaces() {
+        assert_eq!(safe_replacement("<TOKEN>".into(), "abc@x"), "<TOKEN>");
+        assert_eq!(safe_replacement("<TOKEN>".into(), "OKEN>"), "*****");
+        assert_eq!(safe_replacement("<TOKEN>".into(), "é"), "<TOKEN>");
+        assert_eq!(safe_replacement("***".into(), "**"), "##");
+        let s = Scanner::default();
+        let text = "OKEN>";
+        let m = s.find(FieldContext::value("metadata.headers.authorization"), text);
+        assert!(!m.is_empty(), "the whole authorization value is a match");
+        assert!(!redact_with_placeholders(text, &m).contains(text));
+    }
 
     #[test]
     fn redact_skips_bad_spans() {

@@ -119,12 +119,14 @@ impl Guest for RedactorPii {
             let ctx = FieldContext { path: &path, is_key: field.part == FieldPart::Key };
             settings.scanner.scan(ctx, text, &mut matches);
             for m in &matches {
-                let replacement = match &settings.replacement {
-                    Replacement::Placeholder => m.rule.placeholder().to_string(),
-                    Replacement::Pseudonym { key, key_id } => {
-                        pii_rules::pseudonym(key, key_id, m.rule, &text[m.start..m.end])
-                    }
-                };
+                let found = &text[m.start..m.end];
+                let replacement = pii_rules::safe_replacement(
+                    match &settings.replacement {
+                        Replacement::Placeholder => m.rule.placeholder().to_string(),
+                        Replacement::Pseudonym { key, key_id } => pii_rules::pseudonym(key, key_id, m.rule, found),
+                    },
+                    found,
+                );
                 findings.push(Finding {
                     field: index as u32,
                     start: m.start as u32,

@@ -47,7 +47,7 @@ impl FindingSource for NativeRedactor {
                 start: m.start as u32,
                 end: m.end as u32,
                 rule_id: m.rule.id().to_string(),
-                replacement: m.rule.placeholder().to_string(),
+                replacement: pii_rules::safe_replacement(m.rule.placeholder().to_string(), &text[m.start..m.end]),
             }));
         }
         Ok(findings)
