@@ -20,6 +20,10 @@ pub enum Schedule {
     Cron(Cron),
 }
 
+/// Longest `every` interval accepted: ten years. Longer ones would push the
+/// next run past what a timestamp can hold.
+const MAX_INTERVAL: Duration = Duration::from_secs(3650 * 86_400);
+
 const HINT: &str = "expected \"every 24h\", \"daily at 02:00\" or \"cron 0 2 * * *\"";
 
 /// A schedule expression that cannot be parsed; says what is accepted.
@@ -41,6 +45,9 @@ impl Schedule {
             })?;
             if interval.is_zero() {
                 return Err("the interval must be longer than zero".into());
+            }
+            if interval > MAX_INTERVAL {
+                return Err(format!("the interval must be at most 3650d (ten years), found {rest:?}"));
             }
             return Ok(Schedule::Every(interval));
         }
@@ -268,6 +275,10 @@ mod tests {
         assert!(err.0.contains("every 24h") && err.0.contains("daily at 02:00"), "{err}");
         assert!(Schedule::parse("every 5 parsecs").is_err());
         assert!(Schedule::parse("every 0s").is_err());
+        let err = Schedule::parse("every 2562047788015215h").unwrap_err();
+        assert!(err.0.contains("at most 3650d"), "{err}");
+        let longest = Schedule::parse("every 3650d").unwrap();
+        assert!(longest.next_after(Utc::now()) > Utc::now());
         assert!(Schedule::parse("daily at 25:00").is_err());
         assert!(Schedule::parse("cron 60 * * * *").unwrap_err().0.contains("minute"));
         assert!(Schedule::parse("cron * * *").unwrap_err().0.contains("five fields"));

@@ -93,6 +93,7 @@ pub fn run(events: usize, batch_size: usize) -> anyhow::Result<Vec<Figure>> {
         "  scan-only ratio: wasm is {:.2}x slower than native (boundary crossing + sandboxed scan)",
         scan_times[1] / scan_times[0]
     );
+    parse_figures(&input, bytes)?;
     let ratio = figures[0].events_per_sec / figures[1].events_per_sec;
     println!("  ratio: wasm is {ratio:.2}x slower than native ({:.0}% of native throughput)", 100.0 / ratio);
     println!("  outputs identical: {}", if outputs[0] == outputs[1] { "yes" } else { "NO" });
@@ -121,4 +122,28 @@ fn measure(
     }
     let elapsed = start.elapsed();
     Ok((elapsed, findings, output.into_iter().map(|e| e.into_record().to_json_line()).collect()))
+}
+
+/// Reading the JSON lines: into `serde_json` `Value` trees and events (what
+/// the redaction path does today) vs the borrowed scanner
+/// ([`crate::event::scan`]) the shape-preserving path is built on.
+fn parse_figures(input: &[Record], bytes: usize) -> anyhow::Result<()> {
+    let lines: Vec<String> = input.iter().map(|r| r.to_json_line()).collect();
+    let now = chrono::Utc::now();
+    let start = Instant::now();
+    for line in &lines {
+        crate::event::Event::from_json_line(line, crate::config::UnknownFields::Preserve, now)?;
+    }
+    let tree = start.elapsed().as_secs_f64();
+    let mut tokens = Vec::new();
+    let start = Instant::now();
+    for line in &lines {
+        crate::event::scan::scan(line, &mut tokens)?;
+    }
+    let scanned = start.elapsed().as_secs_f64();
+    for (label, secs) in [("parse into Value + Event", tree), ("borrowed scan (event::scan)", scanned)] {
+        println!("  {label:<34} {:>10.0} events/s  {:>7.1} MB/s", lines.len() as f64 / secs, bytes as f64 / secs / 1e6);
+    }
+    println!("  borrowed scan is {:.2}x the speed of the Value parse", tree / scanned);
+    Ok(())
 }

@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod limits;
+pub mod scan;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
