@@ -11,13 +11,13 @@ use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use wasmtel::event::limits::EventLimits;
 use wasmtel::proto::ingest as pb;
-use wasmtel::sources::ingest::grpc::records;
+use wasmtel::sources::ingest::grpc::check_events;
 
 fuzz_target!(|data: &[u8]| {
     let limits = EventLimits::default();
     let org = data.first().filter(|b| **b & 1 == 1).map(|_| "org-of-token");
     if let Ok(batch) = pb::BatchEmitTelemetryRequest::decode(data) {
-        if let Ok(records) = records(batch.events, "events", org, &limits, common::now()) {
+        if let Ok(records) = check_events(batch.events, "events", org, &limits, common::now()) {
             if let Some(org) = org {
                 assert!(records.iter().all(|r| r.event.org_id == org), "an event escaped its token's organization");
             }
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(single) = pb::EmitTelemetryEventRequest::decode(data) {
-        if let Ok(records) = records(single.event.into_iter().collect(), "event", None, &limits, common::now()) {
+        if let Ok(records) = check_events(single.event.into_iter().collect(), "event", None, &limits, common::now()) {
             common::accepted_records_are_durable(&records, &limits);
         }
     }

@@ -8,13 +8,13 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 use wasmtel::event::limits::EventLimits;
-use wasmtel::sources::ingest::grpc::records;
+use wasmtel::sources::ingest::grpc::check_events;
 use wasmtel::sources::ingest::http::events_from_body;
 
 fuzz_target!(|data: &[u8]| {
     let limits = EventLimits::default();
     let Ok(events) = events_from_body(data) else { return };
-    if let Ok(records) = records(events, "events", None, &limits, common::now()) {
+    if let Ok(records) = check_events(events, "events", None, &limits, common::now()) {
         common::accepted_records_are_durable(&records, &limits);
     }
 });

@@ -5,8 +5,9 @@
 //! Kafka sink with redaction off, (c) through redaction (the WASM
 //! redactor-pii) and the Kafka sink — into the same broker, in one run; the
 //! ratios are against (a), per round, and reported as min/median/max over
-//! the rounds (a single round is at the mercy of the broker). Loki: the same events encoded and pushed to the
-//! Loki stand-in as snappy protobuf and as JSON.
+//! the rounds (a single round is at the mercy of the broker). Loki: the
+//! same events encoded and pushed to the Loki stand-in as snappy protobuf
+//! and as JSON.
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -132,7 +132,7 @@ impl Ingest {
                 "events cannot be delivered right now ({why}); retry with backoff"
             )));
         }
-        let records = records(events, field, org.as_deref(), &self.limits, Utc::now())?;
+        let records = check_events(events, field, org.as_deref(), &self.limits, Utc::now())?;
         self.append(records).await
     }
 
@@ -185,7 +185,7 @@ impl Ingest {
 /// `limits`. `field` names the events in errors (`event` or `events`).
 /// This is everything `accept` does to a request short of authentication,
 /// backpressure and the append, so the fuzz targets drive it directly.
-pub fn records(
+pub fn check_events(
     events: Vec<pb::TelemetryEvent>,
     field: &str,
     org: Option<&str>,
