@@ -76,9 +76,11 @@ fuzz_target!(|data: &[u8]| {
     if events.is_empty() {
         return;
     }
+    let records: Vec<Record> =
+        events.into_iter().enumerate().map(|(i, event)| Record { id: format!("e{i}"), event }).collect();
     let mut packed = Packed::default();
-    let n = pack(events.iter(), usize::MAX, &mut packed);
-    assert_eq!(n, events.len(), "an unbounded pack left events out");
+    let n = pack(records.iter(), usize::MAX, &mut packed);
+    assert_eq!(n, records.len(), "an unbounded pack left events out");
     let findings = findings_for(&packed.batch, &input.findings);
     if let Ok(grouped) = validate(&packed.batch, findings) {
         for (field, spans) in &grouped {
@@ -97,15 +99,13 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        let refs: Vec<&Event> = events.iter().collect();
+        let refs: Vec<&Record> = records.iter().collect();
         let (changed, _changes) = apply(&refs, &packed, &grouped);
         for (index, _) in &changed {
             let has = grouped.keys().any(|f| packed.batch.fields[*f as usize].event as usize == *index);
             assert!(has, "apply changed event {index}, which had no findings");
         }
     }
-    let records: Vec<Record> =
-        events.into_iter().enumerate().map(|(i, event)| Record { id: format!("e{i}"), event }).collect();
     let n = records.len();
     let hostile: Arc<dyn FindingSource> = Arc::new(Hostile(input.findings));
     let outcome = RedactionChain::new(vec![hostile]).redact(records, &mut Packed::default());

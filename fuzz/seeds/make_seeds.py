@@ -76,10 +76,17 @@ def main():
     # redact_rules and redact_findings: JSON lines.
     lines = "\n".join(json.dumps(e) for e in SAMPLE)
     write("redact_rules", "sample", lines)
+    write("redact_lines", "sample", lines)
+    write("redact_lines", "shapes", "\n".join([
+        '{"org_id":"o","created_at":"2026-01-02T03:04:05+02:00","metadata":{"n":1.50e3,"e":"a\\u0040b.co"}}',
+        '{"userId":"jane@example.com","metadata":{"jane@example.com":"x","jane@example.com":"y"}}',
+        '{"extra":{"card":4111111111111111},"metadata":{"list":[null,true,"+1 415 555 2671"]}}',
+    ]))
     with open(os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests", "corpus", "pii.jsonl"), "rb") as f:
         corpus = f.read().splitlines()
     for i in range(0, min(len(corpus), 40), 8):
         write("redact_rules", f"pii_{i}", b"\n".join(corpus[i:i + 8]))
+        write("redact_lines", f"pii_{i}", b"\n".join(corpus[i:i + 8]))
     # redact_findings takes arbitrary-crate input; raw JSON still seeds it.
     write("redact_findings", "sample", lines)
     # log_record: a framed event entry and a report entry.

@@ -36,3 +36,29 @@ impl Redacted {
         self.0
     }
 }
+
+/// A JSON line that has passed every configured redactor, patched in place
+/// ([`crate::transforms::redact::LineRecord`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedactedLine {
+    id: String,
+    text: String,
+}
+
+impl RedactedLine {
+    /// Seals a line. Only the redaction stage, and the reader of the
+    /// redacted log it writes, call this.
+    pub(crate) fn seal(id: String, text: String) -> RedactedLine {
+        RedactedLine { id, text }
+    }
+
+    /// The event's id (the line's own `id` field, or the one its source gave it).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The redacted line (no newline).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use wasmtel::config::{self, ConfigValue, EventsSource, LoadedConfig, RedactorModule, Sink, Stream};
+use wasmtel::config::{self, ConfigValue, EventsSource, LoadedConfig, RedactorModule, Shape, Sink, Stream};
 use wasmtel::topology::{Mode, Plan, Topology};
 
 /// Runs sandboxed WebAssembly collectors and redactors and delivers what
@@ -616,8 +616,12 @@ fn redact(
     }
     cfg.redactors = vec![redactor];
     cfg.collectors.clear();
-    cfg.sinks =
-        vec![Sink::Stdout { name: "stdout".into(), streams: vec![Stream::Events], when_full: Default::default() }];
+    cfg.sinks = vec![Sink::Stdout {
+        name: "stdout".into(),
+        streams: vec![Stream::Events],
+        when_full: Default::default(),
+        shape: Shape::AsRead,
+    }];
     let unknown_fields = cfg.events.as_ref().map(|e| e.unknown_fields).unwrap_or_default();
     cfg.events = Some(EventsSource { path: "-".into(), unknown_fields, checkpoint: false });
     if let Some(dir) = state_dir {

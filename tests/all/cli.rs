@@ -65,6 +65,44 @@ fn quickstart_runs_the_main_job() {
     }
     let file_events = read_jsonl(&dir.path().join("state/events.jsonl"));
     assert_eq!(file_events.len(), 58);
+    // A JSONL sink writes the event model (shape = "event", the default):
+    // every line has its id first and a createdAt, whatever the input had.
+    for e in &file_events {
+        let first = e.as_object().unwrap().keys().next().unwrap();
+        assert_eq!(first, "id", "{e}");
+        assert!(e["createdAt"].is_string(), "{e}");
+    }
+}
+
+#[test]
+fn redact_changes_only_the_pii_and_keeps_the_shape() {
+    let dir = tempdir();
+    let lines = [
+        r#"{"org_id":"o1","created_at":"2026-01-02T03:04:05+02:00","metadata":{"z":1.50e3,"a":[true,null],"note":"mail jane.doe@example.com now"}}"#,
+        r#"  { "orgId" : "o2",  "metadata" : {"n": 10, "msg":"nothing to see", "esc":"café \/"} }"#,
+        r#"{"orgId":"o3","extra":{"ip":"192.0.2.1"},"metadata":{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}}"#,
+    ];
+    let mut child = wasmtel()
+        .args(["redact", "--module", "builtin:redactor-pii", "--state-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all((lines.join("\n") + "\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let got: Vec<&str> = stdout.lines().collect();
+    assert_eq!(got[0], lines[0].replace("jane.doe@example.com", "<EMAIL>"), "only the e-mail changes");
+    assert_eq!(got[1], lines[1].trim(), "a line without PII is written as read");
+    assert_eq!(got[2], lines[2].replace("192.0.2.1", "<IPV4>"), "an unknown top-level field is scanned too");
+    assert!(stderr.contains("3 in, 3 out, 0 dead-lettered"), "{stderr}");
+    let audit = read_jsonl(&dir.path().join("audit.jsonl"));
+    let paths: Vec<&str> = audit.iter().map(|a| a["fieldPath"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["metadata.note", "metadata.extra.ip"], "audit paths in the event model's names");
 }
 
 #[test]

@@ -6,11 +6,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::Limits;
-use crate::event::Record;
+use crate::config::{Limits, UnknownFields};
+use crate::event::limits::EventLimits;
+use crate::event::{Event, Record};
 use crate::runtime::redactor::RedactorModule;
 use crate::runtime::{ModuleSource, Runtime, RuntimeOptions};
-use crate::transforms::redact::{FindingSource, NativeRedactor, Packed, RedactionChain, pack};
+use crate::transforms::redact::{FindingSource, LineRecord, NativeRedactor, Packed, RedactionChain, pack};
 
 use super::synthetic;
 
@@ -69,7 +70,7 @@ pub fn run(events: usize, batch_size: usize) -> anyhow::Result<Vec<Figure>> {
         .chunks(batch_size)
         .map(|chunk| {
             let mut b = Packed::default();
-            pack(chunk.iter().map(|r| &r.event), usize::MAX, &mut b);
+            pack(chunk.iter(), usize::MAX, &mut b);
             b.batch
         })
         .collect();
@@ -94,6 +95,7 @@ pub fn run(events: usize, batch_size: usize) -> anyhow::Result<Vec<Figure>> {
         scan_times[1] / scan_times[0]
     );
     parse_figures(&input, bytes)?;
+    line_figures(&sources, &input, bytes, batch_size)?;
     let ratio = figures[0].events_per_sec / figures[1].events_per_sec;
     println!("  ratio: wasm is {ratio:.2}x slower than native ({:.0}% of native throughput)", 100.0 / ratio);
     println!("  outputs identical: {}", if outputs[0] == outputs[1] { "yes" } else { "NO" });
@@ -145,5 +147,73 @@ fn parse_figures(input: &[Record], bytes: usize) -> anyhow::Result<()> {
         println!("  {label:<34} {:>10.0} events/s  {:>7.1} MB/s", lines.len() as f64 / secs, bytes as f64 / secs / 1e6);
     }
     println!("  borrowed scan is {:.2}x the speed of the Value parse", tree / scanned);
+    Ok(())
+}
+
+/// What `wasmtel redact` does per line, minus the I/O: read the JSON line,
+/// redact it, write it. The shape-preserving path ([`LineRecord`]: scan,
+/// pack, patch) against the event-model path it replaced (`Value` parse
+/// into an [`Event`], redact, serialize), both with each finding source.
+fn line_figures(
+    sources: &[Arc<dyn FindingSource>; 2],
+    input: &[Record],
+    bytes: usize,
+    batch_size: usize,
+) -> anyhow::Result<()> {
+    let lines: Vec<String> = input.iter().map(|r| r.to_json_line()).collect();
+    let limits = EventLimits::default();
+    let mut shape = Vec::new();
+    for (label, source) in [("native", &sources[0]), ("wasm", &sources[1])] {
+        let chain = RedactionChain::new(vec![source.clone()]);
+        let mut scratch = Packed::default();
+        for (path, fast) in [("event-model path", false), ("line path", true)] {
+            let start = Instant::now();
+            let mut out = Vec::with_capacity(bytes + lines.len());
+            for chunk in lines.chunks(batch_size) {
+                if fast {
+                    let docs = chunk
+                        .iter()
+                        .map(|l| LineRecord::parse(l, String::new(), UnknownFields::Preserve, &limits))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(anyhow::Error::msg)?;
+                    let outcome = chain.redact(docs, &mut scratch);
+                    anyhow::ensure!(outcome.rejected.is_empty(), "redaction failed during the benchmark");
+                    for line in outcome.passed {
+                        out.extend_from_slice(line.text().as_bytes());
+                        out.push(b'\n');
+                    }
+                } else {
+                    let now = chrono::Utc::now();
+                    let docs = chunk
+                        .iter()
+                        .map(|l| {
+                            let (id, event) = Event::from_json_line_with_id(l, UnknownFields::Preserve, now)?;
+                            Ok(Record { id: id.unwrap_or_default(), event })
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    let outcome = chain.redact(docs, &mut scratch);
+                    anyhow::ensure!(outcome.rejected.is_empty(), "redaction failed during the benchmark");
+                    for event in outcome.passed {
+                        serde_json::to_writer(&mut out, event.record())?;
+                        out.push(b'\n');
+                    }
+                }
+            }
+            let secs = start.elapsed().as_secs_f64();
+            let rate = lines.len() as f64 / secs;
+            println!(
+                "  {:<34} {rate:>10.0} events/s  {:>7.1} MB/s",
+                format!("{path}, {label}"),
+                bytes as f64 / secs / 1e6
+            );
+            if fast {
+                shape.push(rate);
+            }
+        }
+    }
+    println!(
+        "  line path: wasm is {:.2}x native; lines with no finding are written byte for byte",
+        shape[1] / shape[0]
+    );
     Ok(())
 }

@@ -503,6 +503,10 @@ pub enum Sink {
         /// When the redacted log is full because this sink is behind.
         #[serde(default)]
         when_full: WhenFull,
+        /// How events read from a JSONL source are written (default
+        /// `event`).
+        #[serde(default)]
+        shape: Shape,
     },
     /// A Kafka topic (events only).
     Kafka(crate::sinks::kafka::KafkaConfig),
@@ -528,7 +532,26 @@ pub enum Sink {
         /// When the redacted log is full because this sink is behind.
         #[serde(default)]
         when_full: WhenFull,
+        /// How events read from a JSONL source are written (default
+        /// `event`).
+        #[serde(default)]
+        shape: Shape,
     },
+}
+
+/// How a JSONL or stdout sink writes events that were read from a JSONL
+/// source.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// In the event model, like every other event: `{"id": ..., "orgId":
+    /// ..., "createdAt": ..., "metadata": {...}}` (the default).
+    #[default]
+    Event,
+    /// As the line was read, changed only where a redactor found something
+    /// (key names and order, numbers, timestamps and whitespace kept), as
+    /// `wasmtel redact` writes them.
+    AsRead,
 }
 
 fn default_stdout_name() -> String {

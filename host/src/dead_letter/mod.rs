@@ -84,6 +84,23 @@ impl DeadLetter {
         }
     }
 
+    /// A dead letter for an event that is still the JSON text it was read
+    /// as (a JSONL line): kept as that JSON when it parses, else as text.
+    pub fn line(stage: Stage, component: &str, reason: &str, id: &str, text: &str) -> DeadLetter {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(event) => DeadLetter {
+                ts: Utc::now(),
+                stage,
+                component: component.to_string(),
+                reason: reason.to_string(),
+                event_id: id.to_string(),
+                event: Some(event),
+                raw: None,
+            },
+            Err(_) => DeadLetter::raw(stage, component, reason, id, text),
+        }
+    }
+
     /// A dead letter for input that is not an event, stamped now.
     pub fn raw(stage: Stage, component: &str, reason: &str, id: &str, raw: &str) -> DeadLetter {
         DeadLetter {

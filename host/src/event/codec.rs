@@ -8,6 +8,8 @@
 //!          6 × (varint length + UTF-8)    orgId, userId, deviceId, sessionId, eventType, source
 //!          metadata varint length + compact JSON text of the object
 //! report:  the report as JSON
+//! line:    origin  u64 LE, id varint length + UTF-8,
+//!          text    varint length + UTF-8   a redacted JSON line, as written
 //! ```
 //!
 //! Decoding checks everything (UTF-8, lengths, the timestamp, the JSON
@@ -22,6 +24,7 @@ use crate::report::Report;
 
 const KIND_EVENT: u8 = 1;
 const KIND_REPORT: u8 = 2;
+const KIND_LINE: u8 = 3;
 
 /// "No source position" in [`Entry::Event`].
 pub const NO_ORIGIN: u64 = u64::MAX;
@@ -39,6 +42,16 @@ pub enum Entry {
     },
     /// A collector report (for sinks that take reports).
     Report(Box<Report>),
+    /// A redacted JSON line kept as written (the shape-preserving path of
+    /// JSONL sources), and where its source stood after it.
+    Line {
+        /// The event id.
+        id: String,
+        /// The line's text.
+        text: String,
+        /// The source position after this line.
+        origin: u64,
+    },
 }
 
 /// Why bytes are not an entry.
@@ -68,6 +81,16 @@ pub fn event_bytes(record: &Record, origin: u64) -> Vec<u8> {
     out
 }
 
+/// The encoding of a redacted line (see [`Entry::Line`]).
+pub fn line_bytes(id: &str, text: &str, origin: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + id.len() + 16);
+    out.push(KIND_LINE);
+    out.extend_from_slice(&origin.to_le_bytes());
+    put_str(&mut out, id);
+    put_str(&mut out, text);
+    out
+}
+
 /// The encoding of a report.
 pub fn report_bytes(report: &Report) -> Vec<u8> {
     let mut out = vec![KIND_REPORT];
@@ -79,9 +102,83 @@ pub fn report_bytes(report: &Report) -> Vec<u8> {
 /// (`None` for a report or bytes that are not an entry).
 pub fn origin(bytes: &[u8]) -> Option<u64> {
     match bytes {
-        [KIND_EVENT, rest @ ..] if rest.len() >= 8 => Some(u64::from_le_bytes(rest[..8].try_into().ok()?)),
+        [KIND_EVENT | KIND_LINE, rest @ ..] if rest.len() >= 8 => Some(u64::from_le_bytes(rest[..8].try_into().ok()?)),
         _ => None,
     }
+}
+
+/// An event entry with its metadata left as the JSON text it is stored as
+/// (for the redaction stage, which scans it instead of building a tree).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawEvent {
+    /// The source position after this event.
+    pub origin: u64,
+    /// The event id.
+    pub id: String,
+    /// `createdAt`: seconds since the epoch.
+    pub seconds: i64,
+    /// `createdAt`: nanoseconds.
+    pub nanos: u32,
+    /// The string fields, in the order of [`super::STRING_FIELDS`].
+    pub fields: [String; 6],
+    /// The metadata object as compact JSON text (not checked here).
+    pub metadata: String,
+}
+
+impl RawEvent {
+    /// The encoding (as [`encode_event`] writes it).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.metadata.len() + 96);
+        out.push(KIND_EVENT);
+        out.extend_from_slice(&self.origin.to_le_bytes());
+        put_str(&mut out, &self.id);
+        out.extend_from_slice(&self.seconds.to_le_bytes());
+        out.extend_from_slice(&self.nanos.to_le_bytes());
+        for field in &self.fields {
+            put_str(&mut out, field);
+        }
+        put_str(&mut out, &self.metadata);
+        out
+    }
+}
+
+impl RawEvent {
+    /// The event in the event model (its metadata parsed).
+    pub fn into_record(self) -> Result<Record, DecodeError> {
+        let created_at = DateTime::from_timestamp(self.seconds, self.nanos)
+            .ok_or_else(|| DecodeError(format!("timestamp {}.{} is out of range", self.seconds, self.nanos)))?;
+        let metadata: Map<String, Value> = serde_json::from_str(&self.metadata)
+            .map_err(|e| DecodeError(format!("metadata is not a JSON object: {e}")))?;
+        let [org_id, user_id, device_id, session_id, event_type, source] = self.fields;
+        let event = Event { org_id, user_id, device_id, session_id, event_type, source, created_at, metadata };
+        Ok(Record { id: self.id, event })
+    }
+}
+
+/// Decodes an event entry, leaving its metadata as text; `Ok(None)` for an
+/// entry of another kind. Everything but the metadata is checked as
+/// [`decode`] checks it.
+pub fn decode_raw_event(bytes: &[u8]) -> Result<Option<RawEvent>, DecodeError> {
+    let mut r = Reader { bytes, at: 0 };
+    if r.u8()? != KIND_EVENT {
+        return Ok(None);
+    }
+    let origin = u64::from_le_bytes(r.array()?);
+    let id = r.str()?.to_string();
+    let seconds = i64::from_le_bytes(r.array()?);
+    let nanos = u32::from_le_bytes(r.array()?);
+    if DateTime::from_timestamp(seconds, nanos).is_none() {
+        return Err(DecodeError(format!("timestamp {seconds}.{nanos} is out of range")));
+    }
+    let mut fields: [String; 6] = Default::default();
+    for slot in &mut fields {
+        *slot = r.str()?.to_string();
+    }
+    let metadata = r.str()?.to_string();
+    if r.at != bytes.len() {
+        return Err(DecodeError(format!("{} unexpected bytes after the event", bytes.len() - r.at)));
+    }
+    Ok(Some(RawEvent { origin, id, seconds, nanos, fields, metadata }))
 }
 
 /// Decodes one entry.
@@ -107,6 +204,15 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
             let [org_id, user_id, device_id, session_id, event_type, source] = fields;
             let event = Event { org_id, user_id, device_id, session_id, event_type, source, created_at, metadata };
             Ok(Entry::Event { record: Record { id, event }, origin })
+        }
+        KIND_LINE => {
+            let origin = u64::from_le_bytes(r.array()?);
+            let id = r.str()?.to_string();
+            let text = r.str()?.to_string();
+            if r.at != bytes.len() {
+                return Err(DecodeError(format!("{} unexpected bytes after the line", bytes.len() - r.at)));
+            }
+            Ok(Entry::Line { id, text, origin })
         }
         KIND_REPORT => serde_json::from_slice(&bytes[1..])
             .map(|r| Entry::Report(Box::new(r)))

@@ -1,7 +1,8 @@
 //! The JSONL sink: one JSON object per line to a file (appended) or to
 //! standard output. Events are written in their JSON form with their id
-//! first (`{"id": ..., "orgId": ...}`); reports as `{"report": {...}}`, so
-//! both can share one stream.
+//! first (`{"id": ..., "orgId": ...}`) or, with `shape = "as_read"`, those
+//! read from a JSONL source as they were read (redacted in place); reports
+//! as `{"report": {...}}`, so both can share one stream.
 //!
 //! A file sink writes no duplicate after a crash: the file's length is saved
 //! beside the sink's cursor after every batch, and on start the complete
@@ -15,7 +16,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::{BoxFuture, EventSink, Item, Sent, SinkError};
-use crate::config::Stream;
+use crate::config::{Shape, Stream};
 
 /// Where the lines go.
 enum Out {
@@ -27,6 +28,7 @@ enum Out {
 pub struct JsonlSink {
     name: String,
     streams: Vec<Stream>,
+    shape: Shape,
     out: Out,
     /// The file's length after the last batch.
     len: u64,
@@ -34,13 +36,19 @@ pub struct JsonlSink {
 
 impl JsonlSink {
     /// Writes to standard output.
-    pub fn stdout(name: &str, streams: Vec<Stream>) -> JsonlSink {
-        JsonlSink { name: name.to_string(), streams, out: Out::Stdout, len: 0 }
+    pub fn stdout(name: &str, streams: Vec<Stream>, shape: Shape) -> JsonlSink {
+        JsonlSink { name: name.to_string(), streams, shape, out: Out::Stdout, len: 0 }
     }
 
     /// Appends to `path`, creating it and its folder if needed; `sync`
     /// flushes every batch to disk.
-    pub fn file(name: &str, path: &Path, streams: Vec<Stream>, sync: bool) -> Result<JsonlSink, SinkError> {
+    pub fn file(
+        name: &str,
+        path: &Path,
+        streams: Vec<Stream>,
+        sync: bool,
+        shape: Shape,
+    ) -> Result<JsonlSink, SinkError> {
         let context = || format!("cannot open the sink file {}", path.display());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(SinkError::io(context()))?;
@@ -55,6 +63,7 @@ impl JsonlSink {
         Ok(JsonlSink {
             name: name.to_string(),
             streams,
+            shape,
             out: Out::File { path: path.to_path_buf(), file: Some(file), sync },
             len,
         })
@@ -67,6 +76,10 @@ fn render(items: &[Item]) -> Vec<u8> {
     for item in items {
         match item {
             Item::Event(e) => serde_json::to_writer(&mut bytes, e.record()),
+            Item::Line(l) => {
+                bytes.extend_from_slice(l.text().as_bytes());
+                Ok(())
+            }
             Item::Report(r) => serde_json::to_writer(&mut bytes, &serde_json::json!({ "report": r })),
         }
         .expect("records and reports always serialize");
@@ -82,6 +95,10 @@ impl EventSink for JsonlSink {
 
     fn accepts(&self, stream: Stream) -> bool {
         self.streams.contains(&stream)
+    }
+
+    fn takes_lines(&self) -> bool {
+        self.shape == Shape::AsRead
     }
 
     fn send<'a>(&'a mut self, items: &'a [Item]) -> BoxFuture<'a, Result<Sent, SinkError>> {

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::config::{self, Stream};
-use crate::guard::Redacted;
+use crate::guard::{Redacted, RedactedLine};
 use crate::report::Report;
 
 /// A boxed future, as [`EventSink::send`] returns.
@@ -29,6 +29,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum Item {
     /// A redacted event.
     Event(Redacted),
+    /// A redacted JSON line, as written (only for sinks that
+    /// [take lines](EventSink::takes_lines); others get it as an event).
+    Line(RedactedLine),
     /// A collector report (only for sinks whose `streams` include reports).
     Report(Box<Report>),
 }
@@ -79,6 +82,12 @@ pub trait EventSink: Send + Sync {
     /// Whether it takes `stream`.
     fn accepts(&self, stream: Stream) -> bool;
 
+    /// Whether it takes redacted JSON lines as written ([`Item::Line`]);
+    /// a sink that does not gets each line read into an event (default).
+    fn takes_lines(&self) -> bool {
+        false
+    }
+
     /// Delivers `items` in order. Items not listed in the result were
     /// delivered; `Err` is a fault of the sink itself.
     fn send<'a>(&'a mut self, items: &'a [Item]) -> BoxFuture<'a, Result<Sent, SinkError>>;
@@ -102,11 +111,11 @@ pub fn build_event_sinks(configs: &[config::Sink]) -> Result<Vec<Box<dyn EventSi
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
     for c in configs {
         match c {
-            config::Sink::Stdout { name, streams, .. } => {
-                sinks.push(Box::new(jsonl::JsonlSink::stdout(name, streams.clone())))
+            config::Sink::Stdout { name, streams, shape, .. } => {
+                sinks.push(Box::new(jsonl::JsonlSink::stdout(name, streams.clone(), *shape)))
             }
-            config::Sink::Jsonl { name, path, streams, sync, .. } => {
-                sinks.push(Box::new(jsonl::JsonlSink::file(name, path, streams.clone(), *sync)?))
+            config::Sink::Jsonl { name, path, streams, sync, shape, .. } => {
+                sinks.push(Box::new(jsonl::JsonlSink::file(name, path, streams.clone(), *sync, *shape)?))
             }
             config::Sink::Kafka(k) => sinks.push(Box::new(kafka::KafkaSink::new(k.clone())?)),
             config::Sink::Loki(l) => sinks.push(Box::new(loki::LokiSink::new(l.clone())?)),

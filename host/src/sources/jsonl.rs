@@ -19,13 +19,12 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::{DIRECT_ORIGIN, Input, Poll, Source, SourceBatch, SourceError};
 use crate::config::UnknownFields;
+use crate::event::id_part;
 use crate::event::limits::EventLimits;
-use crate::event::{Event, Record, id_part};
 
 /// Where a file source stands, as saved in its checkpoint.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,19 +248,6 @@ pub struct LineRules {
     pub limits: EventLimits,
 }
 
-/// Parses and checks one JSONL line into an event (with its own `id`, or
-/// `id`) or a malformed input with the reason.
-pub fn parse_line(text: &str, id: String, origin: u64, rules: LineRules) -> Input {
-    let trimmed = text.trim();
-    let parsed = Event::from_json_line_with_id(trimmed, rules.unknown, Utc::now())
-        .map_err(|e| e.to_string())
-        .and_then(|(given, event)| rules.limits.check(&event).map(|()| (given, event)).map_err(|e| e.to_string()));
-    match parsed {
-        Ok((given, event)) => Input::Event { record: Record { id: given.unwrap_or(id), event }, origin },
-        Err(reason) => Input::Malformed { id, reason, raw: trimmed.to_string() },
-    }
-}
-
 /// Saves a position atomically.
 fn write_checkpoint(path: &Path, position: &Position) -> Result<(), SourceError> {
     let io = |source| SourceError::Io { context: format!("cannot write the checkpoint {}", path.display()), source };
@@ -276,17 +262,31 @@ fn write_checkpoint(path: &Path, position: &Position) -> Result<(), SourceError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
+
+    use crate::event::{Event, Record};
+    use crate::transforms::redact::LineRecord;
 
     fn source(text: &'static str) -> JsonlSource {
         JsonlSource::new("in", Box::new(text.as_bytes()), UnknownFields::Preserve, EventLimits::default())
     }
 
-    /// Inputs as the redaction stage sees them (lines parsed).
+    /// Inputs as the redaction stage sees them (lines checked, and read
+    /// into events here so the tests can look inside).
     fn parsed(inputs: Vec<Input>) -> Vec<Input> {
         inputs
             .into_iter()
             .map(|i| match i {
-                Input::Line { text, id, origin, rules } => parse_line(&text, id, origin, rules),
+                Input::Line { text, id, origin, rules } => {
+                    match LineRecord::parse(&text, id.clone(), rules.unknown, &rules.limits) {
+                        Ok(line) => {
+                            let (_, event) =
+                                Event::from_json_line_with_id(line.text(), rules.unknown, Utc::now()).unwrap();
+                            Input::Event { record: Record { id: line.id().to_string(), event }, origin }
+                        }
+                        Err(reason) => Input::Malformed { id, reason, raw: text.trim().to_string() },
+                    }
+                }
                 other => other,
             })
             .collect()

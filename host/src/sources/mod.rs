@@ -48,8 +48,9 @@ pub enum Input {
         /// An id for it if it cannot be decoded (e.g. `raw-log:17`).
         id: String,
     },
-    /// A JSONL line, parsed and checked by the redaction stage's workers
-    /// (off the reading thread) with [`jsonl::parse_line`].
+    /// A JSONL line, checked and redacted on its text by the redaction
+    /// stage's workers (off the reading thread), see
+    /// [`crate::transforms::redact::LineRecord`].
     Line {
         /// The line (without its newline).
         text: String,

@@ -13,10 +13,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::{Stream, WhenFull};
+use crate::config::{Stream, UnknownFields, WhenFull};
 use crate::dead_letter::{DeadLetter, DeadLetterStore, Stage};
 use crate::event::codec::{self, Entry};
-use crate::guard::Redacted;
+use crate::event::{Event, Record};
+use crate::guard::{Redacted, RedactedLine};
 use crate::log::{Cursor, Item as LogItem, Log};
 use crate::sinks::{EventSink, Item};
 use crate::stats::Stats;
@@ -117,7 +118,7 @@ impl Delivery {
             }
             if let Some(LogItem::Record { payload, .. }) = raw.first() {
                 let takes = match codec::decode(payload) {
-                    Ok(Entry::Event { .. }) => self.sink.accepts(Stream::Events),
+                    Ok(Entry::Event { .. } | Entry::Line { .. }) => self.sink.accepts(Stream::Events),
                     Ok(Entry::Report(_)) => self.sink.accepts(Stream::Reports),
                     Err(_) => false,
                 };
@@ -138,6 +139,18 @@ impl Delivery {
                 LogItem::Record { seq, payload } => match codec::decode(&payload) {
                     Ok(Entry::Event { record, .. }) if self.sink.accepts(Stream::Events) => {
                         items.push(Item::Event(Redacted::seal(record)))
+                    }
+                    Ok(Entry::Line { id, text, .. }) if self.sink.accepts(Stream::Events) => {
+                        if self.sink.takes_lines() {
+                            items.push(Item::Line(RedactedLine::seal(id, text)));
+                        } else {
+                            match line_record(id, &text) {
+                                Ok(record) => items.push(Item::Event(Redacted::seal(record))),
+                                Err((id, reason)) => {
+                                    dead.push(DeadLetter::line(Stage::Sink, self.sink.name(), &reason, &id, &text))
+                                }
+                            }
+                        }
                     }
                     Ok(Entry::Report(report)) if self.sink.accepts(Stream::Reports) => items.push(Item::Report(report)),
                     Ok(_) => {}
@@ -240,10 +253,21 @@ impl Delivery {
     }
 }
 
+/// A redacted line in the event model, for a sink that takes events: read
+/// as the source read it (unknown top-level fields were refused there
+/// already, or are kept in metadata).
+fn line_record(id: String, text: &str) -> Result<Record, (String, String)> {
+    match Event::from_json_line_with_id(text, UnknownFields::Preserve, chrono::Utc::now()) {
+        Ok((_, event)) => Ok(Record { id, event }),
+        Err(e) => Err((id, format!("the redacted line cannot be read as an event: {e}"))),
+    }
+}
+
 /// A dead letter for an item a sink did not take.
 fn letter(sink: &str, reason: &str, item: &Item) -> DeadLetter {
     match item {
         Item::Event(e) => DeadLetter::event(Stage::Sink, sink, reason, e.record()),
+        Item::Line(l) => DeadLetter::line(Stage::Sink, sink, reason, l.id(), l.text()),
         Item::Report(r) => DeadLetter::raw(
             Stage::Sink,
             sink,

@@ -21,11 +21,12 @@ use std::time::Duration;
 
 use crate::audit::{AuditLog, AuditRecord};
 use crate::dead_letter::{DeadLetter, DeadLetterStore, Stage};
+use crate::event::codec::RawEvent;
 use crate::event::codec::{self, NO_ORIGIN};
 use crate::log::{Item, Log, LogError};
 use crate::sources::{Input, Poll, Source, SourceBatch};
 use crate::stats::Stats;
-use crate::transforms::redact::{Packed, RedactionChain};
+use crate::transforms::redact::{Document, EncodedRecord, LineRecord, Outcome, Packed, RedactionChain, Rejected};
 
 use super::StageError;
 use super::health::Health;
@@ -277,55 +278,136 @@ fn worker(chain: &RedactionChain, jobs: &Mutex<Receiver<Job>>) {
     }
 }
 
-/// Redacts one batch.
+/// Which kind of document an input became.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A parsed event ([`Record`]).
+    Event,
+    /// A JSONL line, patched in place ([`LineRecord`]).
+    Line,
+    /// A raw-log entry, its metadata text patched in place ([`EncodedRecord`]).
+    Raw,
+}
+
+/// Redacts one batch: JSONL lines (JSONL and Kafka sources) and raw-log
+/// entries (ingest) on their text, never parsed into a tree; events that
+/// arrive parsed as they are. A source's batch holds one kind; a mixed one
+/// keeps its order all the same.
 fn process(chain: &RedactionChain, scratch: &mut Packed, batch: SourceBatch, source: usize, name: &str) -> Done {
     let mut stats = Stats { events_in: batch.inputs.len() as u64, ..Stats::default() };
     let mut dead = Vec::new();
-    let mut records = Vec::with_capacity(batch.inputs.len());
-    let mut origins = Vec::with_capacity(batch.inputs.len());
+    let (mut records, mut lines, mut raws) = (Vec::new(), Vec::new(), Vec::new());
+    // Per input that is a document: its kind, index among its kind, origin.
+    let mut order = Vec::with_capacity(batch.inputs.len());
     for input in batch.inputs {
-        let input = match input {
-            Input::Encoded { payload, origin, id } => match codec::decode(&payload) {
-                Ok(codec::Entry::Event { record, .. }) => Input::Event { record, origin },
-                Ok(codec::Entry::Report(_)) => Input::Malformed {
-                    id,
-                    reason: "a report in the raw log (only events belong there)".into(),
-                    raw: String::new(),
+        let malformed = match input {
+            Input::Encoded { payload, origin, id } => match codec::decode_raw_event(&payload) {
+                Ok(Some(raw)) => match EncodedRecord::new(RawEvent { origin, ..raw }) {
+                    Ok(doc) => {
+                        order.push((Kind::Raw, raws.len(), origin));
+                        raws.push(doc);
+                        continue;
+                    }
+                    Err(reason) => (id, reason, String::from_utf8_lossy(&payload).into()),
                 },
-                Err(e) => Input::Malformed { id, reason: e.to_string(), raw: String::from_utf8_lossy(&payload).into() },
+                Ok(None) => (id, "a report or line in the raw log (only events belong there)".into(), String::new()),
+                Err(e) => (id, e.to_string(), String::from_utf8_lossy(&payload).into()),
             },
-            Input::Line { text, id, origin, rules } => crate::sources::jsonl::parse_line(&text, id, origin, rules),
-            other => other,
-        };
-        match input {
-            Input::Encoded { .. } | Input::Line { .. } => unreachable!("decoded above"),
+            Input::Line { text, id, origin, rules } => {
+                match LineRecord::parse(&text, id.clone(), rules.unknown, &rules.limits) {
+                    Ok(line) => {
+                        order.push((Kind::Line, lines.len(), origin));
+                        lines.push(line);
+                        continue;
+                    }
+                    Err(reason) => (id, reason, text.trim().to_string()),
+                }
+            }
             Input::Event { record, origin } => {
+                order.push((Kind::Event, records.len(), origin));
                 records.push(record);
-                origins.push(origin);
+                continue;
             }
-            Input::Malformed { id, reason, raw } => {
-                let stage = if id.starts_with("raw-log:") { Stage::Log } else { Stage::Source };
-                dead.push(DeadLetter::raw(stage, name, &reason, &id, &raw));
-                stats.dead_source += 1;
-            }
-        }
+            Input::Malformed { id, reason, raw } => (id, reason, raw),
+        };
+        let (id, reason, raw) = malformed;
+        let stage = if id.starts_with("raw-log:") { Stage::Log } else { Stage::Source };
+        dead.push(DeadLetter::raw(stage, name, &reason, &id, &raw));
+        stats.dead_source += 1;
     }
-    let outcome = chain.redact(records, scratch);
+    let mut run = Run { chain, scratch, stats: &mut stats, dead: &mut dead, audit: Vec::new() };
+    let mut records =
+        run.redact(records, |r| DeadLetter::event(Stage::Redact, &r.module, &r.failure.to_string(), &r.record));
+    let mut lines = run.redact(lines, |r| {
+        let (id, text) = r.record.into_parts();
+        DeadLetter::line(Stage::Redact, &r.module, &r.failure.to_string(), &id, &text)
+    });
+    let mut raws = run.redact(raws, |r| {
+        let reason = r.failure.to_string();
+        let raw = r.record.into_raw();
+        match raw.clone().into_record() {
+            Ok(record) => DeadLetter::event(Stage::Redact, &r.module, &reason, &record),
+            Err(e) => DeadLetter::raw(Stage::Redact, &r.module, &format!("{reason}; {e}"), &raw.id, &raw.metadata),
+        }
+    });
+    let audit = std::mem::take(&mut run.audit);
+    let mut redacted = Vec::with_capacity(order.len());
+    for (kind, i, origin) in order {
+        let bytes = match kind {
+            Kind::Event => records[i].take().map(|e| codec::event_bytes(e.record(), origin)),
+            Kind::Line => lines[i].take().map(|l| codec::line_bytes(l.id(), l.text(), origin)),
+            Kind::Raw => raws[i].take().map(|raw| raw.to_bytes()),
+        };
+        redacted.extend(bytes);
+    }
+    stats.events_out = redacted.len() as u64;
+    Done { token: batch.token, source, dead, audit, redacted, stats }
+}
+
+/// One batch's redaction: what every kind of document adds to.
+struct Run<'a> {
+    chain: &'a RedactionChain,
+    scratch: &'a mut Packed,
+    stats: &'a mut Stats,
+    dead: &'a mut Vec<DeadLetter>,
+    audit: Vec<AuditRecord>,
+}
+
+impl Run<'_> {
+    /// Redacts `docs`; returns each one's sealed form by input index (`None`
+    /// where it was rejected and dead-lettered with `letter`).
+    fn redact<D: Document>(
+        &mut self,
+        docs: Vec<D>,
+        letter: impl Fn(Rejected<D>) -> DeadLetter,
+    ) -> Vec<Option<D::Sealed>> {
+        let mut out: Vec<Option<D::Sealed>> = (0..docs.len()).map(|_| None).collect();
+        if docs.is_empty() {
+            return out;
+        }
+        let outcome = self.chain.redact(docs, self.scratch);
+        note(&outcome, self.stats, &mut self.audit);
+        for r in outcome.rejected {
+            self.dead.push(letter(r));
+            self.stats.dead_redact += 1;
+        }
+        for (sealed, i) in outcome.passed.into_iter().zip(outcome.passed_index) {
+            out[i] = Some(sealed);
+        }
+        out
+    }
+}
+
+/// Counts an outcome's findings and failed calls, and takes its audit records.
+fn note<D: Document>(outcome: &Outcome<D>, stats: &mut Stats, audit: &mut Vec<AuditRecord>) {
     for (module, kind) in &outcome.failed_calls {
         tracing::warn!(module, kind, "a redactor call failed; narrowing it down to the events that cause it");
         *stats.guest_failures.entry((*kind).to_string()).or_default() += 1;
     }
-    for r in &outcome.rejected {
-        dead.push(DeadLetter::event(Stage::Redact, &r.module, &r.failure.to_string(), &r.record));
-        stats.dead_redact += 1;
+    for (rule, n) in &outcome.findings_per_rule {
+        *stats.findings.entry(rule.clone()).or_default() += n;
     }
-    let mut redacted = Vec::with_capacity(outcome.passed.len());
-    for (event, i) in outcome.passed.iter().zip(&outcome.passed_index) {
-        redacted.push(codec::event_bytes(event.record(), origins[*i]));
-    }
-    stats.events_out = redacted.len() as u64;
-    stats.findings = outcome.findings_per_rule;
-    Done { token: batch.token, source, dead, audit: outcome.audit, redacted, stats }
+    audit.extend(outcome.audit.iter().cloned());
 }
 
 /// Adds `from` to `into`.

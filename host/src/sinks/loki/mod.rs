@@ -53,7 +53,9 @@ impl EventSink for LokiSink {
                         index.push(i);
                         Some(e)
                     }
-                    Item::Report(_) => None,
+                    // Lines reach only sinks that take lines: the delivery
+                    // loop reads them into events for this one.
+                    Item::Report(_) | Item::Line(_) => None,
                 })
                 .collect();
             let (entries, mut refused) = encode::prepare(&events, &self.config, Utc::now());

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::Document;
 use super::pack::Packed;
 use crate::event::Event;
 use crate::runtime::GuestFailure;
@@ -108,7 +109,7 @@ pub fn field_text(batch: &Batch, index: usize) -> &str {
 }
 
 /// `text` with the (sorted, validated) findings replaced.
-fn replace(text: &str, findings: &[Finding]) -> String {
+pub(super) fn replace(text: &str, findings: &[Finding]) -> String {
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     for f in findings {
@@ -120,21 +121,21 @@ fn replace(text: &str, findings: &[Finding]) -> String {
     out
 }
 
-/// Applies validated findings to the events packed into `packed` (the
-/// batch's event `i` is `events[i]`). Copy on write: only an event with
-/// findings is cloned, changed and returned (with its index), so the inputs
-/// stay as they were for failing closed. Also returns one [`FieldChange`]
-/// per changed field.
-pub fn apply(
-    events: &[&Event],
+/// Applies validated findings to the documents packed into `packed` (the
+/// batch's event `i` is `docs[i]`). Copy on write: only a document with
+/// findings is changed and returned (with its index), so the inputs stay as
+/// they were for failing closed. Also returns one [`FieldChange`] per
+/// changed field.
+pub fn apply<D: Document>(
+    docs: &[&D],
     packed: &Packed,
     findings: &BTreeMap<u32, Vec<Finding>>,
-) -> (Vec<(usize, Event)>, Vec<FieldChange>) {
+) -> (Vec<(usize, D)>, Vec<FieldChange>) {
     let batch = &packed.batch;
     let mut changed = Vec::new();
     let mut changes = Vec::new();
     let mut next_field = 0usize;
-    for (index, original) in events.iter().enumerate() {
+    for (index, original) in docs.iter().enumerate() {
         // The fields of one event are contiguous.
         let first = next_field;
         while next_field < batch.fields.len() && batch.fields[next_field].event as usize == index {
@@ -143,49 +144,50 @@ pub fn apply(
         if findings.range(first as u32..next_field as u32).next().is_none() {
             continue;
         }
-        let mut event = (*original).clone();
-        let mut walker = Walker {
+        let mut fields = DocFields {
+            batch,
             findings,
             ordinals: &packed.ordinals[first..next_field],
             first: first as u32,
             cursor: 0,
-            ordinal: 0,
             event: index,
             changes: &mut changes,
         };
-        for value in event.string_fields_mut() {
-            if let Some(new) = walker.next_text(FieldPart::Value, value) {
-                *value = new;
-            }
-        }
-        let metadata = std::mem::take(&mut event.metadata);
-        event.metadata = walker.map(metadata);
-        debug_assert_eq!(walker.cursor, next_field - first, "apply walked different fields than pack");
-        changed.push((index, event));
+        let doc = original.apply(&mut fields);
+        debug_assert_eq!(fields.cursor, next_field - first, "apply met different fields than pack");
+        changed.push((index, doc));
     }
     (changed, changes)
 }
 
-struct Walker<'a> {
+/// One document's packed fields and their findings, met in ordinal order
+/// by [`Document::apply`].
+pub struct DocFields<'a> {
+    batch: &'a Batch,
     findings: &'a BTreeMap<u32, Vec<Finding>>,
-    /// Ordinals of this event's packed fields, in order.
+    /// Ordinals of this document's packed fields, ascending.
     ordinals: &'a [u32],
-    /// Batch index of this event's first field.
+    /// Batch index of this document's first field.
     first: u32,
-    /// Next of this event's fields to meet.
+    /// Next of this document's fields to meet.
     cursor: usize,
-    /// Ordinal of the next node.
-    ordinal: u32,
     event: usize,
     changes: &'a mut Vec<FieldChange>,
 }
 
-impl Walker<'_> {
-    /// Visits the next node; returns its new text if it was packed and has
-    /// findings.
-    fn next_text(&mut self, part: FieldPart, text: &str) -> Option<String> {
-        let ordinal = self.ordinal;
-        self.ordinal += 1;
+impl<'a> DocFields<'a> {
+    /// The ordinals of the packed fields, ascending.
+    pub fn ordinals(&self) -> &'a [u32] {
+        self.ordinals
+    }
+
+    /// Meets the node at `ordinal` (nodes must be met in ascending order):
+    /// its findings if it was packed and has any, recorded as a
+    /// [`FieldChange`].
+    pub fn take(&mut self, ordinal: u32) -> Option<&'a [Finding]> {
+        while self.ordinals.get(self.cursor).is_some_and(|o| *o < ordinal) {
+            self.cursor += 1;
+        }
         if self.ordinals.get(self.cursor) != Some(&ordinal) {
             return None;
         }
@@ -196,14 +198,51 @@ impl Walker<'_> {
         for f in list {
             *rules.entry(f.rule_id.clone()).or_insert(0) += 1;
         }
+        let part = self.batch.fields[index as usize].part;
         self.changes.push(FieldChange { event: self.event, ordinal, part, rules });
-        Some(replace(text, list))
+        Some(list)
+    }
+
+    /// Meets the node at `ordinal`; its new text if it has findings.
+    fn next_text(&mut self, ordinal: u32, text: &str) -> Option<String> {
+        self.take(ordinal).map(|list| replace(text, list))
+    }
+}
+
+/// Applies an event's findings by walking it in the order of
+/// [`super::pack`].
+pub(super) fn apply_event(event: &Event, fields: &mut DocFields<'_>) -> Event {
+    let mut event = event.clone();
+    let mut walker = Walker { fields, ordinal: 0 };
+    for value in event.string_fields_mut() {
+        if let Some(new) = walker.next_text(value) {
+            *value = new;
+        }
+    }
+    let metadata = std::mem::take(&mut event.metadata);
+    event.metadata = walker.map(metadata);
+    event
+}
+
+struct Walker<'a, 'b> {
+    fields: &'a mut DocFields<'b>,
+    /// Ordinal of the next node.
+    ordinal: u32,
+}
+
+impl Walker<'_, '_> {
+    /// Visits the next node; returns its new text if it was packed and has
+    /// findings.
+    fn next_text(&mut self, text: &str) -> Option<String> {
+        let ordinal = self.ordinal;
+        self.ordinal += 1;
+        self.fields.next_text(ordinal, text)
     }
 
     fn map(&mut self, map: Map<String, Value>) -> Map<String, Value> {
         let mut out = Map::with_capacity(map.len());
         for (key, mut value) in map {
-            let key = match self.next_text(FieldPart::Key, &key) {
+            let key = match self.next_text(&key) {
                 Some(new) => unique_key(&out, new),
                 None => unique_key(&out, key),
             };
@@ -216,12 +255,12 @@ impl Walker<'_> {
     fn value(&mut self, value: &mut Value) {
         match value {
             Value::String(s) => {
-                if let Some(new) = self.next_text(FieldPart::Value, s) {
+                if let Some(new) = self.next_text(s) {
                     *s = new;
                 }
             }
             Value::Number(n) => {
-                if let Some(new) = self.next_text(FieldPart::Value, &n.to_string()) {
+                if let Some(new) = self.next_text(&n.to_string()) {
                     *value = Value::String(new);
                 }
             }

@@ -13,7 +13,9 @@
 //! produced, so no key any redactor removed appears in an audit record.
 
 mod apply;
+mod encoded;
 mod guest_log;
+pub mod line;
 mod native;
 mod pack;
 
@@ -22,13 +24,15 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-pub use apply::{FieldChange, apply, field_text, validate};
+pub use apply::{DocFields, FieldChange, apply, field_text, validate};
+pub use encoded::EncodedRecord;
+pub use line::LineRecord;
 pub use native::NativeRedactor;
-pub use pack::{Packed, TOP_STEPS, pack, render_paths, short_path};
+pub use pack::{Packed, Packer, TOP_STEPS, pack, render_paths, short_path};
 
 use crate::audit::AuditRecord;
 use crate::config::DEFAULT_BATCH_SIZE;
-use crate::event::{Event, Record};
+use crate::event::Record;
 use crate::guard::Redacted;
 use crate::runtime::GuestFailure;
 use crate::runtime::redactor::{Batch, FieldPart, Finding, RedactorModule};
@@ -75,26 +79,65 @@ impl FindingSource for RedactorModule {
     }
 }
 
-/// An event a redactor failed on, alone: it goes to the dead-letter store.
+/// What the chain redacts: a [`LineRecord`] (a JSON line patched in place,
+/// so what has no findings keeps its exact text), an [`EncodedRecord`] (a
+/// raw-log entry, its metadata text patched the same way), or a parsed
+/// event [`Record`] (tools such as `test-module`, and guest log lines).
+pub trait Document: Sized {
+    /// What a document becomes once every redactor passed it.
+    type Sealed;
+    /// The event id, for audit records.
+    fn id(&self) -> &str;
+    /// Adds the document's texts to a batch, each at its ordinal.
+    fn pack(&self, packer: &mut Packer<'_>);
+    /// The document with the findings of its packed fields applied.
+    fn apply(&self, fields: &mut DocFields<'_>) -> Self;
+    /// Audit paths of the nodes at `wanted` ordinals (ascending), as the
+    /// event model names them (`userId`, `metadata.headers.authorization`).
+    fn render_paths(&self, wanted: &[u32]) -> Vec<String>;
+    /// Marks the document redacted.
+    fn seal(self) -> Self::Sealed;
+}
+
+impl Document for Record {
+    type Sealed = Redacted;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn pack(&self, packer: &mut Packer<'_>) {
+        packer.event(&self.event);
+    }
+    fn apply(&self, fields: &mut DocFields<'_>) -> Self {
+        Record { id: self.id.clone(), event: apply::apply_event(&self.event, fields) }
+    }
+    fn render_paths(&self, wanted: &[u32]) -> Vec<String> {
+        render_paths(&self.event, wanted)
+    }
+    fn seal(self) -> Redacted {
+        Redacted::seal(self)
+    }
+}
+
+/// A document a redactor failed on, alone: it goes to the dead-letter store.
 #[derive(Debug)]
-pub struct Rejected {
-    /// The record as it came in.
-    pub record: Record,
+pub struct Rejected<D = Record> {
+    /// The document as it came in.
+    pub record: D,
     /// The redactor that failed.
     pub module: String,
     /// Why.
     pub failure: GuestFailure,
 }
 
-/// What redacting a set of records produced.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// The records that passed every redactor, in input order.
-    pub passed: Vec<Redacted>,
-    /// For each passed record, its index in the input.
+/// What redacting a set of documents produced.
+#[derive(Debug)]
+pub struct Outcome<D: Document = Record> {
+    /// The documents that passed every redactor, in input order.
+    pub passed: Vec<D::Sealed>,
+    /// For each passed document, its index in the input.
     pub passed_index: Vec<usize>,
-    /// The records a redactor failed on, each tried alone.
-    pub rejected: Vec<Rejected>,
+    /// The documents a redactor failed on, each tried alone.
+    pub rejected: Vec<Rejected<D>>,
     /// One record per redacted field and rule, for passed records only.
     pub audit: Vec<AuditRecord>,
     /// Spans replaced in passed records, per rule id.
@@ -102,6 +145,19 @@ pub struct Outcome {
     /// Failed guest calls: module and failure kind (one per call, including
     /// the calls made while narrowing a failure down).
     pub failed_calls: Vec<(String, &'static str)>,
+}
+
+impl<D: Document> Default for Outcome<D> {
+    fn default() -> Self {
+        Outcome {
+            passed: Vec::new(),
+            passed_index: Vec::new(),
+            rejected: Vec::new(),
+            audit: Vec::new(),
+            findings_per_rule: BTreeMap::new(),
+            failed_calls: Vec::new(),
+        }
+    }
 }
 
 /// A redactor in a chain, with its batch bounds.
@@ -151,11 +207,11 @@ impl RedactionChain {
         self.links.is_empty()
     }
 
-    /// Runs `records` through every redactor, then writes the log lines the
+    /// Runs `docs` through every redactor, then writes the log lines the
     /// redactors wrote meanwhile, redacted by the same chain
     /// ([`guest_log`]). `scratch` is reused between calls.
-    pub fn redact(&self, records: Vec<Record>, scratch: &mut Packed) -> Outcome {
-        let outcome = self.redact_records(records, scratch);
+    pub fn redact<D: Document>(&self, docs: Vec<D>, scratch: &mut Packed) -> Outcome<D> {
+        let outcome = self.redact_records(docs, scratch);
         guest_log::write_redacted(self, scratch);
         outcome
     }
@@ -165,11 +221,11 @@ impl RedactionChain {
         &self.links
     }
 
-    fn redact_records(&self, records: Vec<Record>, scratch: &mut Packed) -> Outcome {
+    fn redact_records<D: Document>(&self, records: Vec<D>, scratch: &mut Packed) -> Outcome<D> {
         let n = records.len();
-        // Copy on write: `changed[i]` exists once a redactor changed event i;
-        // `records` stay as received for the dead-letter store.
-        let mut changed: Vec<Option<Event>> = vec![None; n];
+        // Copy on write: `changed[i]` exists once a redactor changed document
+        // i; `records` stay as received for the dead-letter store.
+        let mut changed: Vec<Option<D>> = (0..n).map(|_| None).collect();
         let mut failed: Vec<Option<(usize, GuestFailure)>> = (0..n).map(|_| None).collect();
         let mut changes: Vec<Change> = Vec::new();
         let mut outcome = Outcome::default();
@@ -178,7 +234,7 @@ impl RedactionChain {
             let mut stack: Vec<Vec<usize>> =
                 alive.chunks(link.max_events.max(1)).rev().map(<[usize]>::to_vec).collect();
             while let Some(mut group) = stack.pop() {
-                let current = |i: &usize| changed[*i].as_ref().unwrap_or(&records[*i].event);
+                let current = |i: &usize| changed[*i].as_ref().unwrap_or(&records[*i]);
                 let packed = pack(group.iter().map(current), link.max_bytes, scratch);
                 if packed < group.len() {
                     stack.push(group.split_off(packed));
@@ -187,7 +243,7 @@ impl RedactionChain {
                 match result {
                     Ok(findings) if findings.is_empty() => {}
                     Ok(findings) => {
-                        let events: Vec<&Event> = group.iter().map(current).collect();
+                        let events: Vec<&D> = group.iter().map(current).collect();
                         let (new, fields) = apply(&events, scratch, &findings);
                         for (j, event) in new {
                             changed[group[j]] = Some(event);
@@ -215,14 +271,14 @@ impl RedactionChain {
 
     /// Seals the passed records, renders their audit records and collects
     /// the rejected ones.
-    fn finish(
+    fn finish<D: Document>(
         &self,
-        records: Vec<Record>,
-        changed: Vec<Option<Event>>,
+        records: Vec<D>,
+        changed: Vec<Option<D>>,
         failed: Vec<Option<(usize, GuestFailure)>>,
         mut changes: Vec<Change>,
-        mut outcome: Outcome,
-    ) -> Outcome {
+        mut outcome: Outcome<D>,
+    ) -> Outcome<D> {
         changes.retain(|c| failed[c.field.event].is_none());
         changes.sort_by_key(|c| (c.field.event, c.field.ordinal));
         let now = Utc::now();
@@ -233,7 +289,7 @@ impl RedactionChain {
                 outcome.rejected.push(Rejected { record, module, failure });
                 continue;
             }
-            let record = Record { id: record.id, event: event.unwrap_or(record.event) };
+            let record = event.unwrap_or(record);
             let start = at;
             while at < changes.len() && changes[at].field.event == i {
                 at += 1;
@@ -241,14 +297,14 @@ impl RedactionChain {
             let mine = &changes[start..at];
             if !mine.is_empty() {
                 let ordinals: Vec<u32> = mine.iter().map(|c| c.field.ordinal).collect();
-                let paths = render_paths(&record.event, &ordinals);
+                let paths = record.render_paths(&ordinals);
                 for (change, path) in mine.iter().zip(paths) {
                     let source = &self.links[change.module].source;
                     for (rule, count) in &change.field.rules {
                         *outcome.findings_per_rule.entry(rule.clone()).or_default() += u64::from(*count);
                         outcome.audit.push(AuditRecord {
                             ts: now,
-                            event_id: record.id.clone(),
+                            event_id: record.id().to_string(),
                             module: source.name().to_string(),
                             module_sha256: source.sha256().to_string(),
                             signer: source.signer().map(str::to_string),
@@ -264,7 +320,7 @@ impl RedactionChain {
                     }
                 }
             }
-            outcome.passed.push(Redacted::seal(record));
+            outcome.passed.push(record.seal());
             outcome.passed_index.push(i);
         }
         outcome

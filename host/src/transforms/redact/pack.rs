@@ -13,6 +13,7 @@
 
 use serde_json::{Map, Value};
 
+use super::Document;
 use crate::event::{Event, STRING_FIELDS};
 use crate::runtime::redactor::{Batch, Field, FieldPart, PathStep};
 
@@ -20,7 +21,7 @@ use crate::runtime::redactor::{Batch, Field, FieldPart, PathStep};
 /// then `metadata`; the first seven entries of every batch's `paths`.
 pub const TOP_STEPS: [&str; 7] = ["orgId", "userId", "deviceId", "sessionId", "eventType", "source", "metadata"];
 /// Index of the `metadata` step.
-const METADATA_STEP: u32 = 6;
+pub const METADATA_STEP: u32 = 6;
 
 /// A batch and what the host needs to apply its findings.
 #[derive(Debug)]
@@ -48,7 +49,7 @@ impl Default for Packed {
 /// Packs events into `packed` (reusing its allocations) until the buffer
 /// would pass `max_bytes`; returns how many were packed — at least one
 /// when `events` is not empty, since an event cannot be split.
-pub fn pack<'a>(events: impl Iterator<Item = &'a Event>, max_bytes: usize, packed: &mut Packed) -> usize {
+pub fn pack<'a, D: Document + 'a>(docs: impl Iterator<Item = &'a D>, max_bytes: usize, packed: &mut Packed) -> usize {
     let batch = &mut packed.batch;
     batch.buffer.clear();
     batch.fields.clear();
@@ -60,10 +61,10 @@ pub fn pack<'a>(events: impl Iterator<Item = &'a Event>, max_bytes: usize, packe
         batch.paths.push(PathStep { parent: None, name_start: start, name_len: name.len() as u32, index: None });
     }
     let mut count = 0u32;
-    for event in events {
+    for doc in docs {
         let marks = (batch.buffer.len(), batch.fields.len(), batch.paths.len());
         let mut packer = Packer { batch: &mut *batch, ordinals: &mut packed.ordinals, event: count, ordinal: 0 };
-        packer.event(event);
+        doc.pack(&mut packer);
         if count > 0 && batch.buffer.len() > max_bytes {
             batch.buffer.truncate(marks.0);
             batch.fields.truncate(marks.1);
@@ -80,15 +81,19 @@ pub fn pack<'a>(events: impl Iterator<Item = &'a Event>, max_bytes: usize, packe
     count as usize
 }
 
-struct Packer<'a> {
+/// Appends one document's fields and path steps to a batch.
+pub struct Packer<'a> {
     batch: &'a mut Batch,
     ordinals: &'a mut Vec<u32>,
     event: u32,
-    ordinal: u32,
+    /// Ordinal of the next field added (see the module docs); a document
+    /// that numbers its nodes itself sets it before each [`Packer::field`].
+    pub ordinal: u32,
 }
 
 impl Packer<'_> {
-    fn event(&mut self, event: &Event) {
+    /// Packs an event in the order of the module docs.
+    pub fn event(&mut self, event: &Event) {
         for (step, value) in event.string_fields().into_iter().enumerate() {
             if !value.is_empty() {
                 self.field(FieldPart::Value, step as u32, value);
@@ -98,8 +103,9 @@ impl Packer<'_> {
         self.map(&event.metadata, METADATA_STEP);
     }
 
-    /// Adds a field; returns where its text starts in the buffer.
-    fn field(&mut self, part: FieldPart, path: u32, text: &str) -> u32 {
+    /// Adds a field at the current ordinal; returns where its text starts
+    /// in the buffer.
+    pub fn field(&mut self, part: FieldPart, path: u32, text: &str) -> u32 {
         let buffer = &mut self.batch.buffer;
         let text_start = buffer.len() as u32;
         buffer.extend_from_slice(text.as_bytes());
@@ -108,7 +114,9 @@ impl Packer<'_> {
         text_start
     }
 
-    fn step(&mut self, parent: u32, name_start: u32, name_len: u32, index: Option<u32>) -> u32 {
+    /// Adds a path step under `parent` (named by `name_len` buffer bytes
+    /// at `name_start`, or an array position); returns its index.
+    pub fn step(&mut self, parent: u32, name_start: u32, name_len: u32, index: Option<u32>) -> u32 {
         self.batch.paths.push(PathStep { parent: Some(parent), name_start, name_len, index });
         (self.batch.paths.len() - 1) as u32
     }

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::*;
 use crate::config::UnknownFields;
+use crate::event::Event;
 
 /// Replaces every occurrence of `word` in every field.
 struct WordSource(&'static str);
@@ -206,7 +207,7 @@ fn batches_are_cut_by_bytes_and_packing_is_linear_in_event_size() {
     // path per field would need a gigabyte; referenced steps need ~its size.
     let members: serde_json::Map<String, serde_json::Value> =
         (0..20_000).map(|i| (format!("m{i}"), json!(i))).collect();
-    let wide = event(json!({"metadata": {"k".repeat(50_000): members}}));
+    let wide = Record { id: "w".into(), event: event(json!({"metadata": {"k".repeat(50_000): members}})) };
     let mut packed = Packed::default();
     assert_eq!(pack(std::iter::once(&wide), usize::MAX, &mut packed), 1);
     assert!(packed.batch.buffer.len() < 400_000, "buffer {} bytes", packed.batch.buffer.len());
