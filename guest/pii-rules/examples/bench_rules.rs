@@ -36,7 +36,7 @@ fn main() {
         for _ in 0..20000 {
             for f in &fields {
                 out.clear();
-                s.scan(FieldContext::value("message"), f, &mut out);
+                s.scan(FieldContext::value("metadata.request.message"), f, &mut out);
                 n += out.len();
             }
         }

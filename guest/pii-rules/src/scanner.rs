@@ -14,6 +14,8 @@ use crate::normalize::{self, Normalized};
 use crate::rule::{Rule, RuleSet};
 use crate::{FieldContext, Match, rules};
 use core::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Per-scan configuration handed to every rule scanner.
 pub(crate) struct Cx {
@@ -64,7 +66,7 @@ impl Scanner {
         if text.is_empty() || self.rules.is_empty() {
             return;
         }
-        let (kind, hints) = if ctx.is_key { (None, Hints::default()) } else { path_info(ctx.path) };
+        let (kind, hints) = if ctx.is_key { (None, Hints::default()) } else { cached_path_info(ctx.path) };
         // Key-based secrets apply to nested fields (`metadata.password`);
         // a top-level name such as the event's `sessionId` is an identifier.
         let nested = ctx.path.contains(['.', '[']);
@@ -110,6 +112,57 @@ fn is_trace_id(b: &[u8]) -> bool {
 
 std::thread_local! {
     static SCRATCH: RefCell<Normalized> = const { RefCell::new(Normalized::new()) };
+    static PATHS: RefCell<PathCache> = RefCell::new(PathCache::default());
+}
+
+/// Most paths remembered per thread; the cache starts over when full.
+const PATH_CACHE_ENTRIES: usize = 4096;
+/// Longest path remembered (longer ones are classified every time).
+const PATH_CACHE_KEY_BYTES: usize = 128;
+
+/// What [`path_info`] said about recent paths: telemetry repeats a small
+/// set of field names, and classifying one costs more than scanning a
+/// short value, so each is classified once per thread.
+#[derive(Default)]
+struct PathCache {
+    map: HashMap<Box<str>, (Option<KeyKind>, Hints), BuildHasherDefault<Fnv>>,
+}
+
+/// FNV-1a: a fast hash for short keys (no HashDoS concern: the cache is
+/// bounded and per thread).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// [`path_info`] through the per-thread cache.
+fn cached_path_info(path: &str) -> (Option<KeyKind>, Hints) {
+    if path.len() > PATH_CACHE_KEY_BYTES {
+        return path_info(path);
+    }
+    PATHS.with(|cell| {
+        let Ok(mut cache) = cell.try_borrow_mut() else { return path_info(path) };
+        if let Some(info) = cache.map.get(path) {
+            return *info;
+        }
+        let info = path_info(path);
+        if cache.map.len() >= PATH_CACHE_ENTRIES {
+            cache.map.clear();
+        }
+        cache.map.insert(path.into(), info);
+        info
+    })
 }
 
 /// Build the normalised view of `b` into `view`, scan it and append the
@@ -246,6 +299,23 @@ mod tests {
         assert_eq!(s.find(FieldContext::value("metadata.session_id"), "ses-acme-1-001").len(), 1);
         // Keys only get content rules.
         assert!(s.find(FieldContext::key("a.password"), "hunter2").is_empty());
+    }
+
+    #[test]
+    fn cached_path_classification_matches_a_fresh_one() {
+        let s = Scanner::default();
+        // Past the cache's size it starts over; answers never change.
+        for i in 0..PATH_CACHE_ENTRIES + 10 {
+            let path = format!("metadata.k{i}");
+            assert!(s.find(FieldContext::value(&path), "hunter2").is_empty());
+            assert_eq!(cached_path_info(&path).0, path_info(&path).0);
+        }
+        for _ in 0..2 {
+            assert_eq!(s.find(FieldContext::value("metadata.password"), "hunter2"), vec![m(0, 7, Rule::SecretValue)]);
+            assert!(s.find(FieldContext::value("metadata.note"), "hunter2").is_empty());
+        }
+        let long = format!("metadata.{}.password", "x".repeat(PATH_CACHE_KEY_BYTES));
+        assert_eq!(s.find(FieldContext::value(&long), "hunter2").len(), 1, "long paths are classified too");
     }
 
     #[test]
