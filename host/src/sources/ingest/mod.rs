@@ -170,7 +170,18 @@ pub(crate) async fn serve_plan(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let loaded = plan.loaded.clone();
+    let topology = Topology::open(plan, Mode::Serve)?;
+    serve_topology(topology, listener, shutdown).await
+}
+
+/// Serves on `listener` with an open topology (which holds the state
+/// folder's lock).
+async fn serve_topology(
+    topology: Topology,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let loaded = topology.loaded().clone();
     let file = &loaded.file;
     let config = loaded
         .config
@@ -179,7 +190,6 @@ pub(crate) async fn serve_plan(
         .ok_or_else(|| ConfigError::new(file, "ingest", "`wasmtel serve` needs an [ingest] section"))?;
     let tokens = Tokens::load(file, "ingest", &config.token_sources(), "an org_id")?;
     let tls = config.tls(file)?;
-    let topology = Topology::open(plan, Mode::Serve)?;
     let raw = Arc::clone(topology.raw().expect("serve has a raw log"));
     let health = Arc::clone(topology.health());
     let ingest =
@@ -288,11 +298,14 @@ async fn mirror_health(health: Arc<crate::topology::health::Health>, reporter: t
     }
 }
 
-/// Binds `[ingest] listen` and serves until SIGINT/SIGTERM.
+/// Takes the state folder (its lock first: a second process on the same
+/// folder is refused before it listens), binds `[ingest] listen` and
+/// serves until SIGINT/SIGTERM.
 pub async fn run(loaded: &LoadedConfig) -> anyhow::Result<()> {
     let listen = loaded.config.ingest.as_ref().map(|i| i.listen.clone()).unwrap_or_else(default_listen);
+    let topology = Topology::open(crate::topology::Plan::build(loaded)?, Mode::Serve)?;
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     eprintln!("wasmtel serve: listening on {}", listener.local_addr()?);
-    serve(loaded, listener, crate::shutdown::signal()).await
+    serve_topology(topology, listener, crate::shutdown::signal()).await
 }
