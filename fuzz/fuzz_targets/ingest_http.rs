@@ -14,7 +14,7 @@ use wasmtel::sources::ingest::http::events_from_body;
 fuzz_target!(|data: &[u8]| {
     let limits = EventLimits::default();
     let Ok(events) = events_from_body(data) else { return };
-    if let Ok(records) = check_events(events, "events", None, &limits, common::now()) {
-        common::accepted_records_are_durable(&records, &limits);
+    if let Ok(events) = check_events(events, "events", None, &limits, common::now()) {
+        common::accepted_events_are_durable(&events, &limits);
     }
 });

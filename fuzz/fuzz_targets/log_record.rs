@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wasmtel::event::codec::{Entry, decode, encode_event, report_bytes};
+use wasmtel::event::codec::{Entry, decode, decode_raw_event, encode_event, line_bytes, report_bytes};
 use wasmtel::log::segment::{HEADER_LEN, MAX_RECORD_BYTES, decode_header, decode_record, encode_record};
 
 fuzz_target!(|data: &[u8]| {
@@ -34,6 +34,11 @@ fuzz_target!(|data: &[u8]| {
     let (seq, payload, len) = decode_record(&framed).expect("a freshly framed record decodes");
     assert_eq!((seq, payload, len), (42, data, framed.len()));
     // Entries: decode, re-encode, decode again.
+    // An event entry with its metadata left as text survives re-encoding.
+    if let Ok(Some(raw)) = decode_raw_event(data) {
+        let again = decode_raw_event(&raw.to_bytes()).expect("a re-encoded raw entry decodes");
+        assert_eq!(again.as_ref(), Some(&raw), "a raw event entry changed when re-encoded");
+    }
     if let Ok(entry) = decode(data) {
         let bytes = match &entry {
             Entry::Event { record, origin } => {
@@ -42,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
                 out
             }
             Entry::Report(report) => report_bytes(report),
+            Entry::Line { id, text, origin } => line_bytes(id, text, *origin),
         };
         let again = decode(&bytes).expect("a re-encoded entry decodes");
         assert_eq!(again, entry, "an entry changed on its way through the log");

@@ -143,6 +143,19 @@ impl RawEvent {
 }
 
 impl RawEvent {
+    /// A record's entry, its metadata written as compact JSON.
+    pub fn from_record(record: &Record, origin: u64) -> RawEvent {
+        let e = &record.event;
+        RawEvent {
+            origin,
+            id: record.id.clone(),
+            seconds: e.created_at.timestamp(),
+            nanos: e.created_at.timestamp_subsec_nanos(),
+            fields: e.string_fields().map(String::clone),
+            metadata: serde_json::to_string(&e.metadata).expect("a JSON map always serializes"),
+        }
+    }
+
     /// The event in the event model (its metadata parsed).
     pub fn into_record(self) -> Result<Record, DecodeError> {
         let created_at = DateTime::from_timestamp(self.seconds, self.nanos)

@@ -6,19 +6,20 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use crate::event::codec::{NO_ORIGIN, event_bytes};
-use crate::event::limits::EventLimits;
-use crate::event::{Event, Record, valid_id};
+use crate::event::codec::{NO_ORIGIN, RawEvent, event_bytes};
+use crate::event::limits::{EventLimits, check_time};
+use crate::event::{Event, Record, STRING_FIELDS, valid_id};
 use crate::log::{Log, LogError};
 use crate::proto::ingest as pb;
 use crate::proto::ingest::telemetry_service_server::TelemetryService;
 use crate::security::tokens::Tokens;
 use crate::topology::health::Health;
+use crate::transforms::redact::line::metadata_within;
 
 /// The name ingest reports its own health under.
 pub const STAGE: &str = "ingest";
@@ -132,8 +133,8 @@ impl Ingest {
                 "events cannot be delivered right now ({why}); retry with backoff"
             )));
         }
-        let records = check_events(events, field, org.as_deref(), &self.limits, Utc::now())?;
-        self.append(records).await
+        let events = check_events(events, field, org.as_deref(), &self.limits, Utc::now())?;
+        self.append_encoded(events.len(), move || events.iter().map(RawEvent::to_bytes).collect()).await
     }
 
     /// Waits for room to parse `bytes` of metadata.
@@ -147,13 +148,23 @@ impl Ingest {
 
     /// Appends checked records to the raw log.
     pub async fn append(&self, records: Vec<Record>) -> Result<u32, Status> {
-        let n = records.len() as u32;
+        self.append_encoded(records.len(), move || records.iter().map(|r| event_bytes(r, NO_ORIGIN)).collect()).await
+    }
+
+    /// Appends `n` checked events, encoded by `encode` off the async
+    /// threads, to the raw log.
+    async fn append_encoded(
+        &self,
+        n: usize,
+        encode: impl FnOnce() -> Vec<Vec<u8>> + Send + 'static,
+    ) -> Result<u32, Status> {
+        let n = n as u32;
         if n == 0 {
             return Ok(0);
         }
         let raw = Arc::clone(&self.raw);
         let appended = tokio::task::spawn_blocking(move || {
-            let payloads: Vec<Vec<u8>> = records.iter().map(|r| event_bytes(r, NO_ORIGIN)).collect();
+            let payloads = encode();
             let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
             raw.append(&refs)
         })
@@ -179,10 +190,14 @@ impl Ingest {
     }
 }
 
-/// Checks a batch of protobuf events and turns them into records: ids
-/// valid (or generated), metadata a JSON object, timestamps in range, the
-/// organization matching the token's (`org`), and every event within
-/// `limits`. `field` names the events in errors (`event` or `events`).
+/// Checks a batch of protobuf events and turns them into raw-log entries:
+/// ids valid (or generated), metadata a JSON object, timestamps in range,
+/// the organization matching the token's (`org`), and every event within
+/// `limits`. `field` names the events in errors (`event` or `events`). The
+/// metadata is scanned, not parsed, and stored as it was sent; an event the
+/// scan does not pass goes through the event model, which says why it is
+/// refused (or, where the scan was stricter, counting a key given twice
+/// twice, takes it and stores it re-serialized).
 /// This is everything `accept` does to a request short of authentication,
 /// backpressure and the append, so the fuzz targets drive it directly.
 pub fn check_events(
@@ -191,9 +206,9 @@ pub fn check_events(
     org: Option<&str>,
     limits: &EventLimits,
     now: chrono::DateTime<Utc>,
-) -> Result<Vec<Record>, Status> {
-    let mut records = Vec::with_capacity(events.len());
-    for (i, e) in events.into_iter().enumerate() {
+) -> Result<Vec<RawEvent>, Status> {
+    let mut accepted = Vec::with_capacity(events.len());
+    for (i, mut e) in events.into_iter().enumerate() {
         let at = |name: &str| if field == "event" { format!("event.{name}") } else { format!("{field}[{i}].{name}") };
         let id = match e.id.as_str() {
             "" => crate::event::new_id(),
@@ -206,22 +221,73 @@ pub fn check_events(
                 )));
             }
         };
-        let event = convert(e, now, org, &at)?;
+        e.org_id = org_of(org, std::mem::take(&mut e.org_id), &at)?;
+        if let Some(created_at) = fast_check(&e, limits, now) {
+            let metadata = if e.metadata.is_empty() { b"{}".to_vec() } else { e.metadata };
+            // fast_check read the metadata as UTF-8 JSON.
+            let Ok(metadata) = String::from_utf8(metadata) else { unreachable!("checked as UTF-8") };
+            accepted.push(RawEvent {
+                origin: NO_ORIGIN,
+                id,
+                seconds: created_at.timestamp(),
+                nanos: created_at.timestamp_subsec_nanos(),
+                fields: [e.org_id, e.user_id, e.device_id, e.session_id, e.event_type, e.source],
+                metadata,
+            });
+            continue;
+        }
+        // The event model says what is wrong, in its words; or takes what
+        // the scan was stricter about (a metadata key given twice).
+        let event = convert(e, now, &at)?;
         limits.check(&event).map_err(|err| {
             Status::invalid_argument(format!("{}: {} (see [event_limits])", at(&proto_name(&err.field)), err.message))
         })?;
-        records.push(Record { id, event });
+        accepted.push(RawEvent::from_record(&Record { id, event }, NO_ORIGIN));
     }
-    Ok(records)
+    Ok(accepted)
+}
+
+/// The organization of an event: the token's (`org`), which a given one
+/// must match, or the given one without authentication.
+fn org_of(org: Option<&str>, given: String, at: &dyn Fn(&str) -> String) -> Result<String, Status> {
+    match (org, given.as_str()) {
+        (Some(org), "") => Ok(org.to_string()),
+        (Some(org), g) if g != org => Err(Status::permission_denied(format!(
+            "{}: {g:?} does not match the organization of the token",
+            at("org_id")
+        ))),
+        _ => Ok(given),
+    }
+}
+
+/// Every check of [`convert`] and [`EventLimits::check`] on the protobuf
+/// event as it is, its metadata scanned instead of parsed: the event's
+/// `createdAt` if it passes them all. `None` leaves the event to the event
+/// model, which says why it is refused.
+fn fast_check(e: &pb::TelemetryEvent, limits: &EventLimits, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let created_at = match &e.created_at {
+        None => now,
+        Some(t) if (0..1_000_000_000).contains(&t.nanos) => DateTime::from_timestamp(t.seconds, t.nanos as u32)?,
+        Some(_) => return None,
+    };
+    check_time(created_at).ok()?;
+    let fields = [&e.org_id, &e.user_id, &e.device_id, &e.session_id, &e.event_type, &e.source];
+    let mut size = 64;
+    for ((name, _), value) in STRING_FIELDS.iter().zip(fields) {
+        if value.len() > limits.max_value_bytes {
+            return None;
+        }
+        size += value.len() + name.len() + 6;
+    }
+    if e.metadata.is_empty() {
+        return (size <= limits.max_event_bytes).then_some(created_at);
+    }
+    let text = std::str::from_utf8(&e.metadata).ok()?;
+    metadata_within(text, limits, size).map(|_| created_at)
 }
 
 /// One protobuf event as an [`Event`], checked.
-fn convert(
-    e: pb::TelemetryEvent,
-    now: chrono::DateTime<Utc>,
-    org: Option<&str>,
-    at: &dyn Fn(&str) -> String,
-) -> Result<Event, Status> {
+fn convert(e: pb::TelemetryEvent, now: chrono::DateTime<Utc>, at: &dyn Fn(&str) -> String) -> Result<Event, Status> {
     let metadata = if e.metadata.is_empty() {
         serde_json::Map::new()
     } else {
@@ -247,18 +313,8 @@ fn convert(
                 .ok_or_else(|| Status::invalid_argument(format!("{}: out of range", at("created_at"))))?
         }
     };
-    let org_id = match (org, e.org_id.as_str()) {
-        (Some(org), "") => org.to_string(),
-        (Some(org), given) if given != org => {
-            return Err(Status::permission_denied(format!(
-                "{}: {given:?} does not match the organization of the token",
-                at("org_id")
-            )));
-        }
-        _ => e.org_id,
-    };
     Ok(Event {
-        org_id,
+        org_id: e.org_id,
         user_id: e.user_id,
         device_id: e.device_id,
         session_id: e.session_id,
@@ -289,5 +345,61 @@ impl TelemetryService for Ingest {
         let (metadata, _, message) = request.into_parts();
         let accepted = self.accept(&metadata, message.events, "events").await?;
         Ok(Response::new(pb::BatchEmitTelemetryResponse { accepted }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::codec::{Entry, decode};
+
+    fn event(metadata: &str) -> pb::TelemetryEvent {
+        pb::TelemetryEvent { org_id: "o".into(), metadata: metadata.as_bytes().to_vec(), ..Default::default() }
+    }
+
+    fn check(events: Vec<pb::TelemetryEvent>) -> Result<Vec<RawEvent>, Status> {
+        check_events(events, "events", None, &EventLimits::default(), Utc::now())
+    }
+
+    #[test]
+    fn metadata_is_stored_as_sent_and_reads_back_as_the_event_model_does() {
+        let sent = r#"{ "b": [1, 2.50], "a": {"x": "\u00e9"} }"#;
+        let raw = check(vec![event(sent), event("")]).unwrap();
+        assert_eq!(raw[0].metadata, sent, "scanned, not parsed and re-serialized");
+        assert_eq!(raw[1].metadata, "{}");
+        let Entry::Event { record, .. } = decode(&raw[0].to_bytes()).unwrap() else { panic!("an event") };
+        let expected: serde_json::Map<String, Value> = serde_json::from_str(sent).unwrap();
+        assert_eq!(record.event.metadata, expected);
+    }
+
+    #[test]
+    fn what_the_scan_refuses_is_judged_by_the_event_model() {
+        // A key given twice is kept as sent (both are redacted later); read
+        // back, the event model keeps the last one.
+        let raw = check(vec![event(r#"{"k":1,"k":2}"#)]).unwrap();
+        assert_eq!(raw[0].metadata, r#"{"k":1,"k":2}"#);
+        let Entry::Event { record, .. } = decode(&raw[0].to_bytes()).unwrap() else { panic!("an event") };
+        assert_eq!(record.event.metadata["k"], 2);
+        let err = check(vec![event("{}"), event("[1]")]).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("events[1].metadata: expected a JSON object"), "{}", err.message());
+        let deep = format!("{}1{}", "{\"a\":".repeat(70), "}".repeat(70));
+        let err = check(vec![event(&deep)]).unwrap_err();
+        assert!(err.message().contains("deeper than 64"), "{}", err.message());
+        let mut far = event("{}");
+        far.created_at = Some(prost_types::Timestamp { seconds: 253_402_300_800, nanos: 0 });
+        assert!(check(vec![far]).unwrap_err().message().contains("events[0].created_at"));
+    }
+
+    #[test]
+    fn a_token_binds_the_organization() {
+        let mut other = event("{}");
+        other.org_id = "p".into();
+        let err = check_events(vec![other], "events", Some("o"), &EventLimits::default(), Utc::now()).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+        let mut blank = event("{}");
+        blank.org_id.clear();
+        let raw = check_events(vec![blank], "events", Some("o"), &EventLimits::default(), Utc::now()).unwrap();
+        assert_eq!(raw[0].fields[0], "o");
     }
 }

@@ -71,6 +71,21 @@ pub(super) fn check(
     Ok(id)
 }
 
+/// Checks a metadata object's tokens as [`EventLimits::check`] would, the
+/// event's other fields having counted `size` bytes; returns the event's
+/// size with the metadata.
+pub(super) fn check_metadata(text: &str, tokens: &[Token], limits: &EventLimits, size: usize) -> Result<usize, String> {
+    if tokens.first() != Some(&Token::ObjectStart) {
+        return Err("metadata: expected a JSON object".into());
+    }
+    let mut c = Check { text, tokens, limits, fields: 0, size };
+    c.object(0, 1)?;
+    if c.size > limits.max_event_bytes {
+        return Err("event: over the size limit".into());
+    }
+    Ok(c.size)
+}
+
 /// A walk over metadata, counting fields and bytes as the event model does.
 struct Check<'a> {
     text: &'a str,

@@ -217,6 +217,17 @@ impl LineRecord {
     }
 }
 
+/// Whether `text` is a JSON object within `limits` as event metadata, the
+/// event's string fields having counted `size` bytes (see
+/// [`EventLimits::check`]): `Some(event size)` if so. `None` does not say
+/// why; the event model does (a key given twice counts twice here, where
+/// the event model keeps only the last).
+pub fn metadata_within(text: &str, limits: &EventLimits, size: usize) -> Option<usize> {
+    let mut tokens = Vec::new();
+    scan(text, &mut tokens).ok()?;
+    check::check_metadata(text, &tokens, limits, size).ok()
+}
+
 /// Why the event model refuses `text`, if it does.
 fn model_error(text: &str, unknown: UnknownFields, limits: &EventLimits) -> Option<String> {
     match Event::from_json_line_with_id(text, unknown, chrono::Utc::now()) {
