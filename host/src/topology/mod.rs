@@ -170,7 +170,7 @@ impl Topology {
     pub fn open(plan: Plan, mode: Mode) -> anyhow::Result<Topology> {
         let config = &plan.loaded.config;
         let has_events = !matches!(mode, Mode::Run { .. }) || config.events.is_some();
-        if plan.chain.is_empty() && has_events && !plan.allow_unredacted {
+        if plan.chain.is_empty() && has_events {
             return Err(crate::config::ConfigError::new(
                 &plan.loaded.file,
                 "redactors",

@@ -29,9 +29,6 @@ pub struct Plan {
     /// Every module loaded (redactors, then collectors, in config order)
     /// with its provenance: builtin, unsigned, or signed by which key.
     pub modules: Vec<ModuleSource>,
-    /// Lets events through with no redactor (only `bench ingest` sets it,
-    /// to measure what redaction costs).
-    pub(crate) allow_unredacted: bool,
 }
 
 /// Module config values: the `config` table plus `config_from_env`.
@@ -110,13 +107,7 @@ impl Plan {
             let next = schedule.first(Utc::now());
             collectors.push(ScheduledCollector { module, schedule, next });
         }
-        Ok(Plan {
-            loaded: loaded.clone(),
-            chain: RedactionChain::with_links(links),
-            collectors,
-            modules,
-            allow_unredacted: false,
-        })
+        Ok(Plan { loaded: loaded.clone(), chain: RedactionChain::with_links(links), collectors, modules })
     }
 }
 

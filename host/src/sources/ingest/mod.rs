@@ -163,8 +163,8 @@ pub async fn serve(
     serve_plan(plan, listener, shutdown).await
 }
 
-/// [`serve`] with a plan already built (`bench ingest` builds one without
-/// redactors to measure what redaction costs).
+/// [`serve`] with a plan already built (`bench ingest` swaps in a redactor
+/// with no rules to measure what redaction costs).
 pub(crate) async fn serve_plan(
     plan: crate::topology::Plan,
     listener: tokio::net::TcpListener,
