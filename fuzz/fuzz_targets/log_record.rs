@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
                 out
             }
             Entry::Report(report) => report_bytes(report),
-            Entry::Line { id, text, origin } => line_bytes(id, text, *origin),
+            Entry::Line { id, text, origin, received } => line_bytes(id, text, *origin, *received),
         };
         let again = decode(&bytes).expect("a re-encoded entry decodes");
         assert_eq!(again, entry, "an entry changed on its way through the log");

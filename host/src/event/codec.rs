@@ -9,6 +9,7 @@
 //!          metadata varint length + compact JSON text of the object
 //! report:  the report as JSON
 //! line:    origin  u64 LE, id varint length + UTF-8,
+//!          seconds i64 LE, nanos u32 LE   when it was read (a missing createdAt)
 //!          text    varint length + UTF-8   a redacted JSON line, as written
 //! ```
 //!
@@ -16,7 +17,7 @@
 //! object) and reports what is wrong instead of panicking or skipping, so an
 //! unreadable record can be dead-lettered with the reason.
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::{Event, Record};
@@ -51,6 +52,8 @@ pub enum Entry {
         text: String,
         /// The source position after this line.
         origin: u64,
+        /// When the line was read: its `createdAt` if it has none.
+        received: DateTime<Utc>,
     },
 }
 
@@ -82,11 +85,13 @@ pub fn event_bytes(record: &Record, origin: u64) -> Vec<u8> {
 }
 
 /// The encoding of a redacted line (see [`Entry::Line`]).
-pub fn line_bytes(id: &str, text: &str, origin: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() + id.len() + 16);
+pub fn line_bytes(id: &str, text: &str, origin: u64, received: DateTime<Utc>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + id.len() + 32);
     out.push(KIND_LINE);
     out.extend_from_slice(&origin.to_le_bytes());
     put_str(&mut out, id);
+    out.extend_from_slice(&received.timestamp().to_le_bytes());
+    out.extend_from_slice(&received.timestamp_subsec_nanos().to_le_bytes());
     put_str(&mut out, text);
     out
 }
@@ -173,8 +178,10 @@ impl RawEvent {
 /// [`decode`] checks it.
 pub fn decode_raw_event(bytes: &[u8]) -> Result<Option<RawEvent>, DecodeError> {
     let mut r = Reader { bytes, at: 0 };
-    if r.u8()? != KIND_EVENT {
-        return Ok(None);
+    match r.u8()? {
+        KIND_EVENT => {}
+        KIND_REPORT | KIND_LINE => return Ok(None),
+        other => return Err(DecodeError(format!("unknown entry kind {other}"))),
     }
     let origin = u64::from_le_bytes(r.array()?);
     let id = r.str()?.to_string();
@@ -221,11 +228,15 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
         KIND_LINE => {
             let origin = u64::from_le_bytes(r.array()?);
             let id = r.str()?.to_string();
+            let seconds = i64::from_le_bytes(r.array()?);
+            let nanos = u32::from_le_bytes(r.array()?);
+            let received = DateTime::from_timestamp(seconds, nanos)
+                .ok_or_else(|| DecodeError(format!("timestamp {seconds}.{nanos} is out of range")))?;
             let text = r.str()?.to_string();
             if r.at != bytes.len() {
                 return Err(DecodeError(format!("{} unexpected bytes after the line", bytes.len() - r.at)));
             }
-            Ok(Entry::Line { id, text, origin })
+            Ok(Entry::Line { id, text, origin, received })
         }
         KIND_REPORT => serde_json::from_slice(&bytes[1..])
             .map(|r| Entry::Report(Box::new(r)))

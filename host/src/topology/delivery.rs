@@ -140,11 +140,11 @@ impl Delivery {
                     Ok(Entry::Event { record, .. }) if self.sink.accepts(Stream::Events) => {
                         items.push(Item::Event(Redacted::seal(record)))
                     }
-                    Ok(Entry::Line { id, text, .. }) if self.sink.accepts(Stream::Events) => {
+                    Ok(Entry::Line { id, text, received, .. }) if self.sink.accepts(Stream::Events) => {
                         if self.sink.takes_lines() {
                             items.push(Item::Line(RedactedLine::seal(id, text)));
                         } else {
-                            match line_record(id, &text) {
+                            match line_record(id, &text, received) {
                                 Ok(record) => items.push(Item::Event(Redacted::seal(record))),
                                 Err((id, reason)) => {
                                     dead.push(DeadLetter::line(Stage::Sink, self.sink.name(), &reason, &id, &text))
@@ -255,9 +255,10 @@ impl Delivery {
 
 /// A redacted line in the event model, for a sink that takes events: read
 /// as the source read it (unknown top-level fields were refused there
-/// already, or are kept in metadata).
-fn line_record(id: String, text: &str) -> Result<Record, (String, String)> {
-    match Event::from_json_line_with_id(text, UnknownFields::Preserve, chrono::Utc::now()) {
+/// already, or are kept in metadata), a missing `createdAt` being when it
+/// was read (so every sink and every retry see the same event).
+fn line_record(id: String, text: &str, received: chrono::DateTime<chrono::Utc>) -> Result<Record, (String, String)> {
+    match Event::from_json_line_with_id(text, UnknownFields::Preserve, received) {
         Ok((_, event)) => Ok(Record { id, event }),
         Err(e) => Err((id, format!("the redacted line cannot be read as an event: {e}"))),
     }

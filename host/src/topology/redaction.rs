@@ -295,6 +295,8 @@ enum Kind {
 /// keeps its order all the same.
 fn process(chain: &RedactionChain, scratch: &mut Packed, batch: SourceBatch, source: usize, name: &str) -> Done {
     let mut stats = Stats { events_in: batch.inputs.len() as u64, ..Stats::default() };
+    // A line without `createdAt` happened when it was read.
+    let received = chrono::Utc::now();
     let mut dead = Vec::new();
     let (mut records, mut lines, mut raws) = (Vec::new(), Vec::new(), Vec::new());
     // Per input that is a document: its kind, index among its kind, origin.
@@ -355,7 +357,7 @@ fn process(chain: &RedactionChain, scratch: &mut Packed, batch: SourceBatch, sou
     for (kind, i, origin) in order {
         let bytes = match kind {
             Kind::Event => records[i].take().map(|e| codec::event_bytes(e.record(), origin)),
-            Kind::Line => lines[i].take().map(|l| codec::line_bytes(l.id(), l.text(), origin)),
+            Kind::Line => lines[i].take().map(|l| codec::line_bytes(l.id(), l.text(), origin, received)),
             Kind::Raw => raws[i].take().map(|raw| raw.to_bytes()),
         };
         redacted.extend(bytes);

@@ -221,7 +221,14 @@ pub fn check_events(
                 )));
             }
         };
-        e.org_id = org_of(org, std::mem::take(&mut e.org_id), &at)?;
+        e.org_id = match org_of(org, std::mem::take(&mut e.org_id), &at) {
+            Ok(org_id) => org_id,
+            // What is malformed is said first, as the event model checks it.
+            Err(denied) => {
+                convert(e, now, &at)?;
+                return Err(denied);
+            }
+        };
         if let Some(created_at) = fast_check(&e, limits, now) {
             let metadata = if e.metadata.is_empty() { b"{}".to_vec() } else { e.metadata };
             // fast_check read the metadata as UTF-8 JSON.
@@ -281,6 +288,11 @@ fn fast_check(e: &pb::TelemetryEvent, limits: &EventLimits, now: DateTime<Utc>) 
     }
     if e.metadata.is_empty() {
         return (size <= limits.max_event_bytes).then_some(created_at);
+    }
+    // Stored as sent: whitespace the limits do not count must not make it
+    // bigger than an event may be (the event model stores it compact).
+    if e.metadata.len() > limits.max_event_bytes {
+        return None;
     }
     let text = std::str::from_utf8(&e.metadata).ok()?;
     metadata_within(text, limits, size).map(|_| created_at)

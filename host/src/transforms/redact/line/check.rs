@@ -33,7 +33,9 @@ pub(super) fn check(
         let name = key.value(text);
         let v = i + 1;
         match (classify(&name), &tokens[v]) {
-            (Top::Id | Top::Field(_) | Top::CreatedAt | Top::Metadata, Token::Null) => {}
+            // The event model keeps the last `id` given.
+            (Top::Id, Token::Null) => id = None,
+            (Top::Field(_) | Top::CreatedAt | Top::Metadata, Token::Null) => {}
             (Top::Id, Token::Str(s)) => {
                 let s = s.value(text);
                 if !valid_id(&s) {

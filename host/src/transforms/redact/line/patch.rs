@@ -8,11 +8,12 @@
 //! would repeat a sibling's name gets `#2`, `#3`, ..., so no key hides
 //! another once parsed.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ops::Range;
 
 use super::super::apply::replace;
-use super::{LineRecord, end_of, number_text};
+use super::{LineRecord, Top, end_of, number_text};
+use crate::event::STRING_FIELDS;
 use crate::event::scan::{Token, scan};
 use crate::transforms::redact::DocFields;
 
@@ -67,42 +68,98 @@ pub(super) fn apply(line: &LineRecord, fields: &mut DocFields<'_>) -> LineRecord
 }
 
 /// The final names of redacted keys: a name that another key of the same
-/// object already has gets the first free `#n` suffix.
+/// object already has gets the first free `#n` suffix. In a whole line the
+/// top-level object and `metadata` are one namespace (the event model puts
+/// unknown top-level fields into metadata), and a top-level key never takes
+/// an event field's name: a redacted unknown field never turns into `orgId`
+/// or `metadata`. Linear in the line's tokens, however many keys change.
 fn unique_keys(line: &LineRecord, keys: Vec<(usize, String)>) -> Vec<(usize, String)> {
-    let mut out: Vec<(usize, String)> = Vec::with_capacity(keys.len());
+    if keys.is_empty() {
+        return keys;
+    }
+    let parents = key_parents(&line.tokens);
+    let metadata = if line.whole { metadata_object(line) } else { None };
+    // Per namespace (its first object): how many keys hold each name.
+    let mut spaces: HashMap<usize, HashMap<String, usize>> = HashMap::new();
+    let mut suffixes: HashMap<(usize, String), u32> = HashMap::new();
+    let mut out = Vec::with_capacity(keys.len());
     for (i, name) in keys {
-        let object = enclosing_object(&line.tokens, i);
-        let mut taken: HashSet<String> = HashSet::new();
-        let mut j = object + 1;
-        while let Token::Key(s) = &line.tokens[j] {
-            if j != i {
-                let current = out.iter().find(|(k, _)| *k == j).map(|(_, n)| n.clone());
-                taken.insert(current.unwrap_or_else(|| s.value(&line.text).into_owned()));
-            }
-            j = end_of(&line.tokens, j + 1);
+        let Token::Key(old) = &line.tokens[i] else { continue };
+        let object = parents[i];
+        let shared = line.whole && (object == 0 || Some(object) == metadata);
+        let space = if shared { 0 } else { object };
+        let taken = spaces.entry(space).or_insert_with(|| {
+            let objects: Vec<usize> =
+                if shared { [Some(0), metadata].into_iter().flatten().collect() } else { vec![object] };
+            names_in(line, &objects)
+        });
+        // A top-level key also must not take the name of an event field.
+        let reserved = line.whole && object == 0;
+        let old = old.value(&line.text);
+        if let Some(n) = taken.get_mut(old.as_ref()) {
+            *n = n.saturating_sub(1);
         }
-        let name = if taken.contains(&name) {
-            (2..).map(|n| format!("{name}#{n}")).find(|k| !taken.contains(k)).expect("some suffix is free")
-        } else {
+        let free = |k: &str| taken.get(k).is_none_or(|n| *n == 0) && !(reserved && is_event_field(k));
+        let name = if free(&name) {
             name
+        } else {
+            // Suffixes already handed out for this name are skipped at once.
+            let first = suffixes.get(&(space, name.clone())).copied().unwrap_or(2);
+            let n = (first..).find(|n| free(&format!("{name}#{n}"))).expect("some suffix is free");
+            suffixes.insert((space, name.clone()), n + 1);
+            format!("{name}#{n}")
         };
+        *taken.entry(name.clone()).or_default() += 1;
         out.push((i, name));
     }
     out
 }
 
-/// The index of the `{` of the object holding the key at `i`.
-fn enclosing_object(tokens: &[Token], i: usize) -> usize {
-    let mut depth = 0usize;
-    for j in (0..i).rev() {
-        match tokens[j] {
-            Token::ObjectEnd | Token::ArrayEnd => depth += 1,
-            Token::ObjectStart | Token::ArrayStart if depth == 0 => return j,
-            Token::ObjectStart | Token::ArrayStart => depth -= 1,
+/// For every key token, the index of the `{` of its object (one pass).
+fn key_parents(tokens: &[Token]) -> Vec<usize> {
+    let mut parents = vec![0; tokens.len()];
+    let mut open = Vec::new();
+    for (j, token) in tokens.iter().enumerate() {
+        match token {
+            Token::ObjectStart | Token::ArrayStart => open.push(j),
+            Token::ObjectEnd | Token::ArrayEnd => {
+                open.pop();
+            }
+            Token::Key(_) => parents[j] = open.last().copied().unwrap_or(0),
             _ => {}
         }
     }
-    0
+    parents
+}
+
+/// The `{` of a whole line's `metadata` object, if it has one.
+fn metadata_object(line: &LineRecord) -> Option<usize> {
+    let mut found = None;
+    line.top(|_, v, top| {
+        if top == Top::Metadata && line.tokens[v] == Token::ObjectStart {
+            found = Some(v);
+        }
+    });
+    found
+}
+
+/// How many keys of `objects` hold each name.
+fn names_in(line: &LineRecord, objects: &[usize]) -> HashMap<String, usize> {
+    let mut names: HashMap<String, usize> = HashMap::new();
+    for &object in objects {
+        let mut j = object + 1;
+        while let Token::Key(s) = &line.tokens[j] {
+            *names.entry(s.value(&line.text).into_owned()).or_default() += 1;
+            j = end_of(&line.tokens, j + 1);
+        }
+    }
+    names
+}
+
+/// Whether `name` is one of the event's own top-level fields.
+fn is_event_field(name: &str) -> bool {
+    STRING_FIELDS.iter().any(|(camel, snake)| name == *camel || name == *snake)
+        || matches!(name, "id" | "createdAt" | "created_at" | "metadata")
 }
 
 /// `text` as the content of a JSON string (no quotes), escaped as

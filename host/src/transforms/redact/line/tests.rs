@@ -114,6 +114,65 @@ fn refusals_name_the_field_as_the_event_model_does() {
     assert_eq!(given.id(), "mine-1");
 }
 
+/// Renames every packed key to a fixed name.
+struct RenameKeys(&'static str);
+
+impl FindingSource for RenameKeys {
+    fn name(&self) -> &str {
+        "rename"
+    }
+    fn sha256(&self) -> &str {
+        "00"
+    }
+    fn find(&self, batch: &Batch) -> Result<Vec<Finding>, GuestFailure> {
+        Ok((0..batch.fields.len())
+            .filter(|i| batch.fields[*i].part == crate::runtime::redactor::FieldPart::Key)
+            .map(|i| Finding {
+                field: i as u32,
+                start: 0,
+                end: batch.fields[i].text_len,
+                rule_id: "rename".into(),
+                replacement: self.0.into(),
+            })
+            .collect())
+    }
+}
+
+fn renamed(text: &str, to: &'static str) -> String {
+    let chain = RedactionChain::new(vec![Arc::new(RenameKeys(to))]);
+    let outcome = chain.redact(vec![line(text)], &mut Packed::default());
+    assert!(outcome.rejected.is_empty());
+    outcome.passed[0].text().to_string()
+}
+
+#[test]
+fn a_redacted_key_never_becomes_an_event_field_or_hides_another_key() {
+    // Unknown top-level fields and metadata are one namespace in the event model.
+    assert_eq!(renamed(r#"{"x":1,"orgId":"o"}"#, "orgId"), r#"{"orgId#2":1,"orgId":"o"}"#);
+    assert_eq!(renamed(r#"{"x":1}"#, "metadata"), r#"{"metadata#2":1}"#);
+    assert_eq!(renamed(r#"{"x":1,"metadata":{"y":2}}"#, "k"), r#"{"k":1,"metadata":{"k#2":2}}"#);
+    // Nested objects are their own namespace.
+    assert_eq!(
+        renamed(r#"{"metadata":{"a":{"p":1,"q":2}}}"#, "orgId"),
+        r#"{"metadata":{"orgId":{"orgId":1,"orgId#2":2}}}"#
+    );
+}
+
+#[test]
+fn thousands_of_colliding_key_renames_get_distinct_names() {
+    let keys: Vec<String> = (0..3000).map(|i| format!("\"k{i}\":{i}")).collect();
+    let out = renamed(&format!("{{\"metadata\":{{{}}}}}", keys.join(",")), "same");
+    let back = Event::from_json_line(&out, UnknownFields::Preserve, chrono::Utc::now()).unwrap();
+    assert_eq!(back.metadata.len(), 3000, "no key hides another");
+    assert_eq!(back.metadata["same#3000"], 2999);
+}
+
+#[test]
+fn the_last_id_given_counts_as_in_the_event_model() {
+    assert_eq!(line(r#"{"id":"a","id":null}"#).id(), "t:1");
+    assert_eq!(line(r#"{"id":null,"id":"b"}"#).id(), "b");
+}
+
 /// A JSON value as generated: objects may repeat keys, numbers keep their text.
 #[derive(Debug, Clone)]
 enum J {
