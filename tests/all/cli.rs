@@ -74,6 +74,24 @@ fn quickstart_runs_the_main_job() {
     }
 }
 
+/// `wasmtel redact` with the builtin redactor over `input`, state in `dir`:
+/// its standard output and standard error (it must succeed).
+fn redact(dir: &std::path::Path, input: &str) -> (String, String) {
+    let mut child = wasmtel()
+        .args(["redact", "--module", "builtin:redactor-pii", "--state-dir"])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (String::from_utf8(out.stdout).unwrap(), stderr)
+}
+
 #[test]
 fn redact_changes_only_the_pii_and_keeps_the_shape() {
     let dir = tempdir();
@@ -82,19 +100,7 @@ fn redact_changes_only_the_pii_and_keeps_the_shape() {
         r#"  { "orgId" : "o2",  "metadata" : {"n": 10, "msg":"nothing to see", "esc":"café \/"} }"#,
         r#"{"orgId":"o3","extra":{"ip":"192.0.2.1"},"metadata":{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}}"#,
     ];
-    let mut child = wasmtel()
-        .args(["redact", "--module", "builtin:redactor-pii", "--state-dir"])
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all((lines.join("\n") + "\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let (stdout, stderr) = redact(dir.path(), &(lines.join("\n") + "\n"));
     let got: Vec<&str> = stdout.lines().collect();
     assert_eq!(got[0], lines[0].replace("jane.doe@example.com", "<EMAIL>"), "only the e-mail changes");
     assert_eq!(got[1], lines[1].trim(), "a line without PII is written as read");
@@ -109,20 +115,8 @@ fn redact_changes_only_the_pii_and_keeps_the_shape() {
 fn redact_keeps_order_and_dead_letters_bad_lines() {
     let dir = tempdir();
     let input = "{\"orgId\":\"1\",\"userId\":\"a@example.com\"}\nnot json\n{\"orgId\":\"2\"}\n{\"orgId\":\"3\",\"metadata\":{\"ip\":\"192.0.2.1\"}}\n";
-    let mut child = wasmtel()
-        .args(["redact", "--module", "builtin:redactor-pii", "--state-dir"])
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let lines: Vec<Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (stdout, stderr) = redact(dir.path(), input);
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let orgs: Vec<_> = lines.iter().map(|l| l["orgId"].as_str().unwrap()).collect();
     assert_eq!(orgs, ["1", "2", "3"]);
     assert_eq!(lines[0]["userId"], "<EMAIL>");

@@ -185,11 +185,8 @@ pub fn decode_raw_event(bytes: &[u8]) -> Result<Option<RawEvent>, DecodeError> {
     }
     let origin = u64::from_le_bytes(r.array()?);
     let id = r.str()?.to_string();
-    let seconds = i64::from_le_bytes(r.array()?);
-    let nanos = u32::from_le_bytes(r.array()?);
-    if DateTime::from_timestamp(seconds, nanos).is_none() {
-        return Err(DecodeError(format!("timestamp {seconds}.{nanos} is out of range")));
-    }
+    let at = r.time()?;
+    let (seconds, nanos) = (at.timestamp(), at.timestamp_subsec_nanos());
     let mut fields: [String; 6] = Default::default();
     for slot in &mut fields {
         *slot = r.str()?.to_string();
@@ -206,32 +203,14 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     let mut r = Reader { bytes, at: 0 };
     match r.u8()? {
         KIND_EVENT => {
-            let origin = u64::from_le_bytes(r.array()?);
-            let id = r.str()?.to_string();
-            let seconds = i64::from_le_bytes(r.array()?);
-            let nanos = u32::from_le_bytes(r.array()?);
-            let created_at = DateTime::from_timestamp(seconds, nanos)
-                .ok_or_else(|| DecodeError(format!("timestamp {seconds}.{nanos} is out of range")))?;
-            let mut fields: [String; 6] = Default::default();
-            for slot in &mut fields {
-                *slot = r.str()?.to_string();
-            }
-            let metadata: Map<String, Value> = serde_json::from_str(r.str()?)
-                .map_err(|e| DecodeError(format!("metadata is not a JSON object: {e}")))?;
-            if r.at != bytes.len() {
-                return Err(DecodeError(format!("{} unexpected bytes after the event", bytes.len() - r.at)));
-            }
-            let [org_id, user_id, device_id, session_id, event_type, source] = fields;
-            let event = Event { org_id, user_id, device_id, session_id, event_type, source, created_at, metadata };
-            Ok(Entry::Event { record: Record { id, event }, origin })
+            let raw = decode_raw_event(bytes)?.ok_or_else(|| DecodeError("not an event entry".into()))?;
+            let origin = raw.origin;
+            Ok(Entry::Event { record: raw.into_record()?, origin })
         }
         KIND_LINE => {
             let origin = u64::from_le_bytes(r.array()?);
             let id = r.str()?.to_string();
-            let seconds = i64::from_le_bytes(r.array()?);
-            let nanos = u32::from_le_bytes(r.array()?);
-            let received = DateTime::from_timestamp(seconds, nanos)
-                .ok_or_else(|| DecodeError(format!("timestamp {seconds}.{nanos} is out of range")))?;
+            let received = r.time()?;
             let text = r.str()?.to_string();
             if r.at != bytes.len() {
                 return Err(DecodeError(format!("{} unexpected bytes after the line", bytes.len() - r.at)));
@@ -272,6 +251,14 @@ impl<'a> Reader<'a> {
         let out = &self.bytes[self.at..end];
         self.at = end;
         Ok(out)
+    }
+
+    /// A timestamp: seconds i64 LE, nanos u32 LE, checked.
+    fn time(&mut self) -> Result<DateTime<Utc>, DecodeError> {
+        let seconds = i64::from_le_bytes(self.array()?);
+        let nanos = u32::from_le_bytes(self.array()?);
+        DateTime::from_timestamp(seconds, nanos)
+            .ok_or_else(|| DecodeError(format!("timestamp {seconds}.{nanos} is out of range")))
     }
 
     fn u8(&mut self) -> Result<u8, DecodeError> {

@@ -230,18 +230,18 @@ pub fn check_events(
             }
         };
         if let Some(created_at) = fast_check(&e, limits, now) {
-            let metadata = if e.metadata.is_empty() { b"{}".to_vec() } else { e.metadata };
-            // fast_check read the metadata as UTF-8 JSON.
-            let Ok(metadata) = String::from_utf8(metadata) else { unreachable!("checked as UTF-8") };
-            accepted.push(RawEvent {
-                origin: NO_ORIGIN,
-                id,
-                seconds: created_at.timestamp(),
-                nanos: created_at.timestamp_subsec_nanos(),
-                fields: [e.org_id, e.user_id, e.device_id, e.session_id, e.event_type, e.source],
-                metadata,
-            });
-            continue;
+            let bytes = std::mem::take(&mut e.metadata);
+            match String::from_utf8(if bytes.is_empty() { b"{}".to_vec() } else { bytes }) {
+                Ok(metadata) => {
+                    let fields = [e.org_id, e.user_id, e.device_id, e.session_id, e.event_type, e.source];
+                    let (seconds, nanos) = (created_at.timestamp(), created_at.timestamp_subsec_nanos());
+                    accepted.push(RawEvent { origin: NO_ORIGIN, id, seconds, nanos, fields, metadata });
+                    continue;
+                }
+                // fast_check read it as UTF-8; were that ever not so, the
+                // event model decides.
+                Err(err) => e.metadata = err.into_bytes(),
+            }
         }
         // The event model says what is wrong, in its words; or takes what
         // the scan was stricter about (a metadata key given twice).

@@ -121,16 +121,21 @@ pub(super) fn replace(text: &str, findings: &[Finding]) -> String {
     out
 }
 
+/// A changed document's index in the batch, and the document or why it
+/// fails closed.
+pub type Applied<D> = (usize, Result<D, GuestFailure>);
+
 /// Applies validated findings to the documents packed into `packed` (the
 /// batch's event `i` is `docs[i]`). Copy on write: only a document with
-/// findings is changed and returned (with its index), so the inputs stay as
-/// they were for failing closed. Also returns one [`FieldChange`] per
+/// findings is changed and returned (with its index; or why it cannot be,
+/// see [`Document::apply`]), so the inputs stay as they were for failing
+/// closed. Also returns one [`FieldChange`] per
 /// changed field.
 pub fn apply<D: Document>(
     docs: &[&D],
     packed: &Packed,
     findings: &BTreeMap<u32, Vec<Finding>>,
-) -> (Vec<(usize, D)>, Vec<FieldChange>) {
+) -> (Vec<Applied<D>>, Vec<FieldChange>) {
     let batch = &packed.batch;
     let mut changed = Vec::new();
     let mut changes = Vec::new();

@@ -14,6 +14,7 @@ use super::line::LineRecord;
 use super::{DocFields, Document, Packer};
 use crate::event::STRING_FIELDS;
 use crate::event::codec::RawEvent;
+use crate::runtime::GuestFailure;
 use crate::runtime::redactor::FieldPart;
 
 /// Ordinal of the metadata's first token.
@@ -62,14 +63,14 @@ impl Document for EncodedRecord {
         self.metadata.pack(p);
     }
 
-    fn apply(&self, fields: &mut DocFields<'_>) -> Self {
+    fn apply(&self, fields: &mut DocFields<'_>) -> Result<Self, GuestFailure> {
         let mut raw = self.raw.clone();
         for (ordinal, value) in raw.fields.iter_mut().enumerate() {
             if let Some(list) = fields.take(ordinal as u32) {
                 *value = replace(value, list);
             }
         }
-        EncodedRecord { raw, metadata: self.metadata.apply(fields) }
+        Ok(EncodedRecord { raw, metadata: self.metadata.apply(fields)? })
     }
 
     fn render_paths(&self, wanted: &[u32]) -> Vec<String> {

@@ -90,8 +90,10 @@ pub trait Document: Sized {
     fn id(&self) -> &str;
     /// Adds the document's texts to a batch, each at its ordinal.
     fn pack(&self, packer: &mut Packer<'_>);
-    /// The document with the findings of its packed fields applied.
-    fn apply(&self, fields: &mut DocFields<'_>) -> Self;
+    /// The document with the findings of its packed fields applied; an
+    /// error fails the document closed (it is dead-lettered, never let out
+    /// half redacted).
+    fn apply(&self, fields: &mut DocFields<'_>) -> Result<Self, GuestFailure>;
     /// Audit paths of the nodes at `wanted` ordinals (ascending), as the
     /// event model names them (`userId`, `metadata.headers.authorization`).
     fn render_paths(&self, wanted: &[u32]) -> Vec<String>;
@@ -107,8 +109,8 @@ impl Document for Record {
     fn pack(&self, packer: &mut Packer<'_>) {
         packer.event(&self.event);
     }
-    fn apply(&self, fields: &mut DocFields<'_>) -> Self {
-        Record { id: self.id.clone(), event: apply::apply_event(&self.event, fields) }
+    fn apply(&self, fields: &mut DocFields<'_>) -> Result<Self, GuestFailure> {
+        Ok(Record { id: self.id.clone(), event: apply::apply_event(&self.event, fields) })
     }
     fn render_paths(&self, wanted: &[u32]) -> Vec<String> {
         render_paths(&self.event, wanted)
@@ -245,8 +247,14 @@ impl RedactionChain {
                     Ok(findings) => {
                         let events: Vec<&D> = group.iter().map(current).collect();
                         let (new, fields) = apply(&events, scratch, &findings);
-                        for (j, event) in new {
-                            changed[group[j]] = Some(event);
+                        for (j, applied) in new {
+                            match applied {
+                                Ok(doc) => changed[group[j]] = Some(doc),
+                                Err(failure) => {
+                                    outcome.failed_calls.push((link.source.name().to_string(), failure.kind()));
+                                    failed[group[j]] = Some((k, failure));
+                                }
+                            }
                         }
                         for mut field in fields {
                             field.event = group[field.event];

@@ -28,6 +28,7 @@ use crate::event::limits::EventLimits;
 use crate::event::scan::{Token, scan};
 use crate::event::{Event, STRING_FIELDS};
 use crate::guard::RedactedLine;
+use crate::runtime::GuestFailure;
 use crate::runtime::redactor::FieldPart;
 
 /// A JSON line on its way through the redaction chain.
@@ -270,7 +271,7 @@ impl Document for LineRecord {
         });
     }
 
-    fn apply(&self, fields: &mut DocFields<'_>) -> Self {
+    fn apply(&self, fields: &mut DocFields<'_>) -> Result<Self, GuestFailure> {
         patch::apply(self, fields)
     }
 

@@ -15,10 +15,11 @@ use super::super::apply::replace;
 use super::{LineRecord, Top, end_of, number_text};
 use crate::event::STRING_FIELDS;
 use crate::event::scan::{Token, scan};
+use crate::runtime::GuestFailure;
 use crate::transforms::redact::DocFields;
 
 /// The line with the findings of its packed fields applied.
-pub(super) fn apply(line: &LineRecord, fields: &mut DocFields<'_>) -> LineRecord {
+pub(super) fn apply(line: &LineRecord, fields: &mut DocFields<'_>) -> Result<LineRecord, GuestFailure> {
     let text = &line.text;
     let mut patches: Vec<(Range<usize>, String)> = Vec::new();
     let mut keys: Vec<(usize, String)> = Vec::new();
@@ -47,7 +48,7 @@ pub(super) fn apply(line: &LineRecord, fields: &mut DocFields<'_>) -> LineRecord
         patches.push((s.raw.clone(), escape(&name)));
     }
     if patches.is_empty() {
-        return line.clone();
+        return Ok(line.clone());
     }
     patches.sort_by_key(|(range, _)| range.start);
     let extra: usize = patches.iter().map(|(_, p)| p.len()).sum();
@@ -61,10 +62,13 @@ pub(super) fn apply(line: &LineRecord, fields: &mut DocFields<'_>) -> LineRecord
     out.push_str(&text[at..]);
     let mut tokens = Vec::with_capacity(line.tokens.len());
     // Patches replace string contents with escaped text and numbers with
-    // strings: the structure, and so every token index, stays.
-    scan(&out, &mut tokens).expect("a patched line is still JSON");
-    debug_assert_eq!(tokens.len(), line.tokens.len());
-    LineRecord { id: line.id.clone(), text: out, tokens, whole: line.whole, base: line.base }
+    // strings: the structure, and so every token index, stays. Should that
+    // ever not hold, the line fails closed rather than going out as it is.
+    let kept = scan(&out, &mut tokens).is_ok() && tokens.len() == line.tokens.len();
+    if !kept {
+        return Err(GuestFailure::InvalidFinding("the findings would change the line's JSON structure".into()));
+    }
+    Ok(LineRecord { id: line.id.clone(), text: out, tokens, whole: line.whole, base: line.base })
 }
 
 /// The final names of redacted keys: a name that another key of the same
